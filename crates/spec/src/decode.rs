@@ -69,7 +69,12 @@ impl Decoder {
         };
         for (key, value) in entries {
             match &key.value {
-                Value::Str(name) => fields.entries.push((name.clone(), value, false)),
+                Value::Str(name) => fields.entries.push(Entry {
+                    name: name.clone(),
+                    key,
+                    value,
+                    taken: false,
+                }),
                 _ => self.report(
                     path,
                     Some(key),
@@ -217,11 +222,18 @@ impl Decoder {
     }
 }
 
+struct Entry<'n> {
+    name: String,
+    key: &'n Node,
+    value: &'n Node,
+    taken: bool,
+}
+
 /// The fields of one mapping, taken one by one by name.
 struct Fields<'n> {
     path: FieldPath,
     node: &'n Node,
-    entries: Vec<(String, &'n Node, bool)>,
+    entries: Vec<Entry<'n>>,
     known: Vec<&'static str>,
 }
 
@@ -229,9 +241,9 @@ impl<'n> Fields<'n> {
     /// The value of `name` and its path; an explicit `null` counts as absent.
     fn take(&mut self, name: &'static str) -> Option<(&'n Node, FieldPath)> {
         self.known.push(name);
-        let entry = self.entries.iter_mut().find(|(key, _, _)| key == name)?;
-        entry.2 = true;
-        let value = entry.1;
+        let entry = self.entries.iter_mut().find(|entry| entry.name == name)?;
+        entry.taken = true;
+        let value = entry.value;
         (value.value != Value::Null).then(|| (value, self.path.field(name)))
     }
 
@@ -251,18 +263,14 @@ impl<'n> Fields<'n> {
 
     /// Reports every field no `take` asked for.
     fn finish(self, decoder: &mut Decoder) {
-        for (key, value, taken) in &self.entries {
-            if *taken {
-                continue;
-            }
-            let fix = match suggest::closest(key, &self.known) {
+        for entry in self.entries.iter().filter(|entry| !entry.taken) {
+            let fix = match suggest::closest(&entry.name, &self.known) {
                 Some(near) => format!("did you mean {near:?}?"),
                 None => format!("known fields here: {}", self.known.join(", ")),
             };
-            let path = self.path.field(key);
             decoder.diagnostics.push(Diagnostic {
-                path,
-                position: Some(value.position),
+                path: self.path.field(&entry.name),
+                position: Some(entry.key.position),
                 value: None,
                 problem: "unknown field".to_owned(),
                 fix,
@@ -480,7 +488,8 @@ fn decode_reference(
     match text.parse::<ImageReference>() {
         Ok(reference) => Some(reference),
         Err(e) => {
-            decoder.report(path, Some(node), &e.to_string(), e.fix());
+            let problem = format!("is not a valid image reference: {e}");
+            decoder.report(path, Some(node), &problem, e.fix());
             None
         }
     }

@@ -199,6 +199,15 @@ pub enum GpuVendor {
 impl GpuVendor {
     pub const NAMES: [&'static str; 5] = ["all", "nvidia", "amd", "ati", "intel"];
 
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Nvidia => "nvidia",
+            Self::Amd => "amd",
+            Self::Intel => "intel",
+        }
+    }
+
     /// Vendor names as users write them; `ati` is AMD's old brand and the same PCI vendor.
     pub fn from_name(name: &str) -> Option<Self> {
         match name.to_ascii_lowercase().as_str() {

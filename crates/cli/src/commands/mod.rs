@@ -1,0 +1,2 @@
+pub mod spec_check;
+pub mod version;

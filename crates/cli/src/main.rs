@@ -1,0 +1,37 @@
+//! `pane`: run Windows containers on the Host Compute Service.
+
+mod cli;
+mod commands;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, SpecCommand};
+
+/// Exit codes scripts can rely on.
+pub mod exit {
+    /// The command failed for a reason other than bad input (I/O, host errors).
+    pub const FAILURE: u8 = 1;
+    /// The input (a spec, an argument) is invalid; the output says where and how to fix it.
+    pub const INVALID_INPUT: u8 = 2;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.global.verbose, cli.global.quiet);
+    let result = match &cli.command {
+        Command::Spec {
+            command: SpecCommand::Check(args),
+        } => commands::spec_check::run(&cli.global, args),
+        Command::Version => commands::version::run(&cli.global),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("pane: {error}");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}

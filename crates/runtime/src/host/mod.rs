@@ -1,0 +1,98 @@
+//! What this machine can do: its OS, its Windows build, and whether HCS is usable here.
+
+use std::fmt;
+
+use pane_spec::OsVersion;
+use serde::Serialize;
+
+#[cfg(windows)]
+mod windows;
+
+/// Facts about the host that decide what pane can do on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostInfo {
+    /// `windows`, `linux`, … as Rust names the target OS.
+    pub os: &'static str,
+    pub arch: &'static str,
+    /// The Windows build, when this is Windows and it could be read.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_display"
+    )]
+    pub os_version: Option<OsVersion>,
+    /// `Windows Server 2022 Datacenter` and the like, from the registry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product_name: Option<String>,
+    pub hcs: HcsSupport,
+}
+
+/// Whether the Host Compute Service can be called, and if not, why and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum HcsSupport {
+    Available,
+    Unavailable { reason: String, fix: String },
+}
+
+impl fmt::Display for HcsSupport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HcsSupport::Available => f.write_str("usable"),
+            HcsSupport::Unavailable { reason, fix } => write!(f, "not usable: {reason}; {fix}"),
+        }
+    }
+}
+
+/// Reads the host's facts. Never fails: what cannot be read is reported as unknown.
+pub fn probe() -> HostInfo {
+    #[cfg(windows)]
+    {
+        windows::probe()
+    }
+    #[cfg(not(windows))]
+    {
+        HostInfo {
+            os: std::env::consts::OS,
+            arch: std::env::consts::ARCH,
+            os_version: None,
+            product_name: None,
+            hcs: HcsSupport::Unavailable {
+                reason: format!(
+                    "this is a {} host; HCS exists only on Windows",
+                    std::env::consts::OS
+                ),
+                fix: "run containers on Windows Server 2019 or later, or Windows 10/11, with the \
+                      Containers feature; `pane spec check` works everywhere"
+                    .to_owned(),
+            },
+        }
+    }
+}
+
+// serde's `serialize_with` hands the field by reference, so the signature is fixed.
+#[allow(clippy::ref_option)]
+fn opt_display<S: serde::Serializer, T: fmt::Display>(
+    value: &Option<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_reports_this_process_platform() {
+        let host = probe();
+        assert_eq!(host.os, std::env::consts::OS);
+        assert_eq!(host.arch, std::env::consts::ARCH);
+        if cfg!(not(windows)) {
+            assert!(matches!(host.hcs, HcsSupport::Unavailable { .. }));
+            assert_eq!(host.os_version, None);
+        }
+    }
+}

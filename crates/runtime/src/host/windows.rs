@@ -1,0 +1,121 @@
+//! Windows host facts: the build from the registry, HCS from the system directory.
+//!
+//! HCS lives in `computecore.dll`, which only exists with the Containers feature. It is
+//! loaded at run time so pane starts on any Windows and can say what to enable.
+#![allow(unsafe_code)]
+
+use windows::Win32::Foundation::{ERROR_SUCCESS, FreeLibrary, HMODULE};
+use windows::Win32::System::LibraryLoader::{
+    GetProcAddress, LOAD_LIBRARY_SEARCH_SYSTEM32, LoadLibraryExW,
+};
+use windows::Win32::System::Registry::{
+    HKEY_LOCAL_MACHINE, REG_VALUE_TYPE, RRF_RT_REG_DWORD, RRF_RT_REG_SZ, RegGetValueW,
+};
+use windows::core::{HSTRING, PCSTR, PCWSTR, s, w};
+
+use pane_spec::OsVersion;
+
+use super::{HcsSupport, HostInfo};
+
+const CURRENT_VERSION_KEY: PCWSTR = w!(r"SOFTWARE\Microsoft\Windows NT\CurrentVersion");
+
+pub fn probe() -> HostInfo {
+    HostInfo {
+        os: std::env::consts::OS,
+        arch: std::env::consts::ARCH,
+        os_version: read_os_version(),
+        product_name: read_string("ProductName"),
+        hcs: probe_hcs(),
+    }
+}
+
+fn read_os_version() -> Option<OsVersion> {
+    let major = read_dword("CurrentMajorVersionNumber")?;
+    let minor = read_dword("CurrentMinorVersionNumber")?;
+    let build = read_string("CurrentBuildNumber")?.parse().ok()?;
+    Some(OsVersion {
+        major,
+        minor,
+        build,
+        revision: read_dword("UBR"),
+    })
+}
+
+fn read_dword(name: &str) -> Option<u32> {
+    let name = HSTRING::from(name);
+    let mut value = 0u32;
+    let mut size = u32::try_from(std::mem::size_of::<u32>()).ok()?;
+    // SAFETY: the key and value names are NUL-terminated wide strings that outlive the call;
+    // `value` is a writable u32 and `size` holds its size in bytes, as RegGetValueW requires.
+    let status = unsafe {
+        RegGetValueW(
+            HKEY_LOCAL_MACHINE,
+            CURRENT_VERSION_KEY,
+            &name,
+            RRF_RT_REG_DWORD,
+            None,
+            Some((&raw mut value).cast()),
+            Some(&raw mut size),
+        )
+    };
+    (status == ERROR_SUCCESS).then_some(value)
+}
+
+fn read_string(name: &str) -> Option<String> {
+    let name = HSTRING::from(name);
+    let mut buffer = [0u16; 256];
+    let mut size = u32::try_from(std::mem::size_of_val(&buffer)).ok()?;
+    let mut kind = REG_VALUE_TYPE::default();
+    // SAFETY: as in `read_dword`; `buffer` is writable for `size` bytes, and RegGetValueW
+    // NUL-terminates what it writes there.
+    let status = unsafe {
+        RegGetValueW(
+            HKEY_LOCAL_MACHINE,
+            CURRENT_VERSION_KEY,
+            &name,
+            RRF_RT_REG_SZ,
+            Some(&raw mut kind),
+            Some(buffer.as_mut_ptr().cast()),
+            Some(&raw mut size),
+        )
+    };
+    if status != ERROR_SUCCESS {
+        return None;
+    }
+    let len = buffer.iter().position(|&c| c == 0).unwrap_or(buffer.len());
+    String::from_utf16(&buffer[..len]).ok()
+}
+
+fn probe_hcs() -> HcsSupport {
+    const ENABLE: &str = "enable the Containers feature (`Enable-WindowsOptionalFeature -Online \
+                          -FeatureName Containers`, and Microsoft-Hyper-V for Hyper-V isolation), then reboot";
+    match has_export(w!("computecore.dll"), s!("HcsCreateComputeSystem")) {
+        Ok(true) => HcsSupport::Available,
+        Ok(false) => HcsSupport::Unavailable {
+            reason: "computecore.dll has no HcsCreateComputeSystem (Windows is older than 1809)"
+                .to_owned(),
+            fix: "use Windows Server 2019 / Windows 10 1809 or later".to_owned(),
+        },
+        Err(e) => HcsSupport::Unavailable {
+            reason: format!("computecore.dll cannot be loaded ({e})"),
+            fix: ENABLE.to_owned(),
+        },
+    }
+}
+
+/// Loads `dll` from System32 only (never the current directory) and checks for `export`.
+fn has_export(dll: PCWSTR, export: PCSTR) -> windows::core::Result<bool> {
+    // SAFETY: `dll` is a static NUL-terminated wide string; the search flag restricts loading
+    // to System32, so no planted DLL is picked up.
+    let module: HMODULE = unsafe { LoadLibraryExW(dll, None, LOAD_LIBRARY_SEARCH_SYSTEM32)? };
+    // SAFETY: `module` is a module handle just returned by LoadLibraryExW and `export` a
+    // static NUL-terminated ANSI string.
+    let found = unsafe { GetProcAddress(module, export) }.is_some();
+    // SAFETY: releases the reference taken by LoadLibraryExW above; nothing from the module
+    // is used afterwards.
+    unsafe {
+        // A failed unload leaves the DLL mapped, which is harmless for a probe.
+        let _ = FreeLibrary(module);
+    }
+    Ok(found)
+}

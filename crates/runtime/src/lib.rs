@@ -1,0 +1,23 @@
+//! The pane runtime: the [`Runtime`] contract an orchestrator embeds, its domain types, and
+//! the policies that decide isolation and GPU assignment.
+
+pub mod error;
+pub mod gpu;
+pub mod host;
+mod id;
+pub mod isolation;
+mod runtime;
+mod signal;
+mod state;
+mod types;
+
+pub use error::{Result, RuntimeError};
+pub use id::{ContainerId, ContainerIdError};
+pub use isolation::{Isolation, IsolationDecision, IsolationReason, decide_isolation};
+pub use runtime::{Runtime, collect_exec};
+pub use signal::{Signal, SignalError};
+pub use state::{ContainerState, WaitOutcome, WaitReason};
+pub use types::{
+    ContainerInspect, ContainerStats, ContainerSummary, ExecEvent, ExecEventStream, ExecOptions,
+    ExecOutput, ImageInfo, LogEntry, LogOptions, LogStream, PruneResult, RegistryAuth, Secret,
+};
