@@ -32,7 +32,7 @@ pub fn run(global: &GlobalArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
         (Some(version), Some(product)) => format!("{version} ({product})"),
         (Some(version), None) => version.to_string(),
         (None, _) if host.os == "windows" => {
-            "unknown (could not read it from the registry)".to_owned()
+            "unknown (Windows did not report it)".to_owned()
         }
         (None, _) => "none (not Windows)".to_owned(),
     };

@@ -1,9 +1,10 @@
-//! Windows host facts: the build from the registry, HCS from the system directory.
+//! Windows host facts: the build from the kernel, HCS from the system directory.
 //!
 //! HCS lives in `computecore.dll`, which only exists with the Containers feature. It is
 //! loaded at run time so pane starts on any Windows and can say what to enable.
 #![allow(unsafe_code)]
 
+use windows::Wdk::System::SystemServices::RtlGetVersion;
 use windows::Win32::Foundation::{ERROR_SUCCESS, FreeLibrary, HMODULE};
 use windows::Win32::System::LibraryLoader::{
     GetProcAddress, LOAD_LIBRARY_SEARCH_SYSTEM32, LoadLibraryExW,
@@ -11,6 +12,7 @@ use windows::Win32::System::LibraryLoader::{
 use windows::Win32::System::Registry::{
     HKEY_LOCAL_MACHINE, REG_VALUE_TYPE, RRF_RT_REG_DWORD, RRF_RT_REG_SZ, RegGetValueW,
 };
+use windows::Win32::System::SystemInformation::OSVERSIONINFOW;
 use windows::core::{HSTRING, PCSTR, PCWSTR, s, w};
 
 use pane_spec::OsVersion;
@@ -29,14 +31,22 @@ pub fn probe() -> HostInfo {
     }
 }
 
+/// The build from `RtlGetVersion`, which, unlike `GetVersionEx`, is not bent by the
+/// executable's compatibility manifest; the update revision (UBR) exists only in the registry.
 fn read_os_version() -> Option<OsVersion> {
-    let major = read_dword("CurrentMajorVersionNumber")?;
-    let minor = read_dword("CurrentMinorVersionNumber")?;
-    let build = read_string("CurrentBuildNumber")?.parse().ok()?;
+    let mut info = OSVERSIONINFOW {
+        dwOSVersionInfoSize: u32::try_from(std::mem::size_of::<OSVERSIONINFOW>()).ok()?,
+        ..OSVERSIONINFOW::default()
+    };
+    // SAFETY: `info` is a writable OSVERSIONINFOW whose size field is set, as the call requires.
+    let status = unsafe { RtlGetVersion(&raw mut info) };
+    if status.is_err() {
+        return None;
+    }
     Some(OsVersion {
-        major,
-        minor,
-        build,
+        major: info.dwMajorVersion,
+        minor: info.dwMinorVersion,
+        build: info.dwBuildNumber,
         revision: read_dword("UBR"),
     })
 }
