@@ -31,9 +31,7 @@ pub fn run(global: &GlobalArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
     let build = match (&host.os_version, &host.product_name) {
         (Some(version), Some(product)) => format!("{version} ({product})"),
         (Some(version), None) => version.to_string(),
-        (None, _) if host.os == "windows" => {
-            "unknown (Windows did not report it)".to_owned()
-        }
+        (None, _) if host.os == "windows" => "unknown (Windows did not report it)".to_owned(),
         (None, _) => "none (not Windows)".to_owned(),
     };
     println!("build: {build}");
