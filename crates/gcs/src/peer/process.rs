@@ -82,17 +82,11 @@ pub(crate) async fn spawn(
         .map_err(|e| (hresults::from_io(&e), format!("starting {program}: {e}")))?;
     let pid = child.id().unwrap_or(0);
 
-    if let (Some(mut relay), Some(mut out)) = (stdout_relay, child.stdout.take()) {
-        tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut out, &mut relay).await;
-            let _ = relay.shutdown().await;
-        });
+    if let (Some(relay), Some(out)) = (stdout_relay, child.stdout.take()) {
+        tokio::spawn(relay_output(out, relay));
     }
-    if let (Some(mut relay), Some(mut err)) = (stderr_relay, child.stderr.take()) {
-        tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut err, &mut relay).await;
-            let _ = relay.shutdown().await;
-        });
+    if let (Some(relay), Some(err)) = (stderr_relay, child.stderr.take()) {
+        tokio::spawn(relay_output(err, relay));
     }
     if let (Some(mut relay), Some(mut input)) = (stdin_relay, child.stdin.take()) {
         // The host half-closes its end to close stdin; copy ends and `input` drops.
@@ -111,6 +105,18 @@ pub(crate) async fn spawn(
         kill: std::sync::Mutex::new(Some(kill)),
     };
     Ok((process, exit))
+}
+
+/// Large reads: the default 8 KiB copy buffer makes a pipe-to-socket relay syscall-bound.
+const RELAY_BUFFER: usize = 256 << 10;
+
+async fn relay_output<R: tokio::io::AsyncRead + Unpin>(
+    output: R,
+    mut relay: crate::transport::BoxStream,
+) {
+    let mut output = tokio::io::BufReader::with_capacity(RELAY_BUFFER, output);
+    let _ = tokio::io::copy_buf(&mut output, &mut relay).await;
+    let _ = relay.shutdown().await;
 }
 
 async fn wait(mut child: Child, killed: oneshot::Receiver<()>, exit: watch::Sender<Option<i32>>) {
