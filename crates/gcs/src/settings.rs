@@ -155,22 +155,23 @@ impl GuestRequest {
     }
 
     /// Per endpoint, before the NIC is hot-added to the VM: hand the guest the endpoint.
+    /// The outer request is an `Add`; the step is named inside, as hcsshim sends it.
     pub fn network_pre_add(adapter_id: Uuid, endpoint: serde_json::Value) -> Self {
         Self::network(RequestType::PreAdd, adapter_id, endpoint)
     }
 
-    /// Per endpoint, after the NIC is hot-added to the VM.
-    pub fn network_add(adapter_id: Uuid, endpoint: serde_json::Value) -> Self {
-        Self::network(RequestType::Add, adapter_id, endpoint)
+    /// Per endpoint, once the NIC is hot-added to the VM: bring the adapter up.
+    pub fn network_add(adapter_id: Uuid) -> Self {
+        Self::network(RequestType::Add, adapter_id, serde_json::Value::Null)
     }
 
-    fn network(request_type: RequestType, adapter_id: Uuid, endpoint: serde_json::Value) -> Self {
+    fn network(step: RequestType, adapter_id: Uuid, endpoint: serde_json::Value) -> Self {
         Self::new(
             ResourceType::Network,
-            request_type,
+            RequestType::Add,
             &NetworkModifyRequest {
                 adapter_id,
-                request_type,
+                request_type: step,
                 settings: endpoint,
             },
         )
@@ -231,7 +232,7 @@ mod tests {
     }
 
     #[test]
-    fn network_requests_carry_the_request_type_twice_as_hcsshim_does() {
+    fn network_steps_are_named_inside_an_add_as_hcsshim_sends_them() {
         let adapter = Uuid::parse_str("12345678-0000-0000-0000-000000000001").unwrap();
         let json = serde_json::to_value(GuestRequest::network_pre_add(
             adapter,
@@ -239,10 +240,15 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(json["ResourceType"], "Network");
-        assert_eq!(json["RequestType"], "PreAdd");
+        assert_eq!(json["RequestType"], "Add");
         assert_eq!(json["Settings"]["RequestType"], "PreAdd");
         assert_eq!(json["Settings"]["AdapterId"], adapter.to_string());
         assert_eq!(json["Settings"]["Settings"]["ID"], "ep");
+        let add = serde_json::to_value(GuestRequest::network_add(adapter)).unwrap();
+        assert_eq!(
+            add["Settings"],
+            serde_json::json!({"AdapterId": adapter.to_string(), "RequestType": "Add"})
+        );
         let scsi =
             serde_json::to_value(GuestRequest::mount_scsi_disk(r"c:\mounts\scsi\m0", 1)).unwrap();
         assert_eq!(

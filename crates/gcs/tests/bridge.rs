@@ -152,12 +152,9 @@ async fn the_whole_hyperv_sequence_runs_in_order() {
     )
     .await
     .unwrap();
-    host.modify(
-        NULL_CONTAINER_ID,
-        GuestRequest::network_add(adapter, json!({"ID": "ep"})),
-    )
-    .await
-    .unwrap();
+    host.modify(NULL_CONTAINER_ID, GuestRequest::network_add(adapter))
+        .await
+        .unwrap();
     let mut notifications = host.notifications();
     host.create_container("web-1", &hosted_document(1))
         .await
