@@ -4,5 +4,11 @@
 
 pub mod command_line;
 pub mod doc;
+pub mod error;
+pub mod events;
 pub mod hresult;
 pub mod schema;
+pub mod sys;
+
+pub use error::HcsError;
+pub use events::HcsEvent;

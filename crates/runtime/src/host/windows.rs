@@ -1,19 +1,16 @@
 //! Windows host facts: the build from the kernel, HCS from the system directory.
 //!
-//! HCS lives in `computecore.dll`, which only exists with the Containers feature. It is
-//! loaded at run time so pane starts on any Windows and can say what to enable.
+//! HCS lives in `computecore.dll`, which only exists with the Containers feature; pane-hcs
+//! loads it at run time so pane starts on any Windows and can say what to enable.
 #![allow(unsafe_code)]
 
 use windows::Wdk::System::SystemServices::RtlGetVersion;
-use windows::Win32::Foundation::{ERROR_SUCCESS, FreeLibrary, HMODULE};
-use windows::Win32::System::LibraryLoader::{
-    GetProcAddress, LOAD_LIBRARY_SEARCH_SYSTEM32, LoadLibraryExW,
-};
+use windows::Win32::Foundation::ERROR_SUCCESS;
 use windows::Win32::System::Registry::{
     HKEY_LOCAL_MACHINE, REG_VALUE_TYPE, RRF_RT_REG_DWORD, RRF_RT_REG_SZ, RegGetValueW,
 };
 use windows::Win32::System::SystemInformation::OSVERSIONINFOW;
-use windows::core::{HSTRING, PCSTR, PCWSTR, s, w};
+use windows::core::{HSTRING, PCWSTR, w};
 
 use pane_spec::OsVersion;
 
@@ -97,35 +94,17 @@ fn read_string(name: &str) -> Option<String> {
 }
 
 fn probe_hcs() -> HcsSupport {
-    const ENABLE: &str = "enable the Containers feature (`Enable-WindowsOptionalFeature -Online \
-                          -FeatureName Containers`, and Microsoft-Hyper-V for Hyper-V isolation), then reboot";
-    match has_export(w!("computecore.dll"), s!("HcsCreateComputeSystem")) {
-        Ok(true) => HcsSupport::Available,
-        Ok(false) => HcsSupport::Unavailable {
-            reason: "computecore.dll has no HcsCreateComputeSystem (Windows is older than 1809)"
-                .to_owned(),
+    match pane_hcs::sys::available() {
+        Ok(()) => HcsSupport::Available,
+        Err(e @ pane_hcs::HcsError::MissingFunction { .. }) => HcsSupport::Unavailable {
+            reason: e.to_string(),
             fix: "use Windows Server 2019 / Windows 10 1809 or later".to_owned(),
         },
         Err(e) => HcsSupport::Unavailable {
-            reason: format!("computecore.dll cannot be loaded ({e})"),
-            fix: ENABLE.to_owned(),
+            reason: e.to_string(),
+            fix: "enable the Containers feature (`Enable-WindowsOptionalFeature -Online -FeatureName \
+                  Containers`, and Microsoft-Hyper-V for Hyper-V isolation), then reboot"
+                .to_owned(),
         },
     }
-}
-
-/// Loads `dll` from System32 only (never the current directory) and checks for `export`.
-fn has_export(dll: PCWSTR, export: PCSTR) -> windows::core::Result<bool> {
-    // SAFETY: `dll` is a static NUL-terminated wide string; the search flag restricts loading
-    // to System32, so no planted DLL is picked up.
-    let module: HMODULE = unsafe { LoadLibraryExW(dll, None, LOAD_LIBRARY_SEARCH_SYSTEM32)? };
-    // SAFETY: `module` is a module handle just returned by LoadLibraryExW and `export` a
-    // static NUL-terminated ANSI string.
-    let found = unsafe { GetProcAddress(module, export) }.is_some();
-    // SAFETY: releases the reference taken by LoadLibraryExW above; nothing from the module
-    // is used afterwards.
-    unsafe {
-        // A failed unload leaves the DLL mapped, which is harmless for a probe.
-        let _ = FreeLibrary(module);
-    }
-    Ok(found)
 }
