@@ -5,9 +5,7 @@ use crate::hresult::HResult;
 /// A failed HCS call: which one, its HRESULT, and HCS's own explanation when it gave one.
 #[derive(Debug, thiserror::Error)]
 pub enum HcsError {
-    #[error(
-        "{dll} cannot be loaded ({hresult}); enable the Windows Containers feature (and Hyper-V for Hyper-V isolation)"
-    )]
+    #[error("{dll} cannot be loaded ({hresult}): the Windows Containers feature is not enabled")]
     Unavailable { dll: &'static str, hresult: HResult },
     #[error("{dll} has no {function}; this Windows build is too old for pane")]
     MissingFunction {
