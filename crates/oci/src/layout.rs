@@ -1,0 +1,274 @@
+//! Reading an OCI image layout directory (`oci-layout`, `index.json`, `blobs/`), with every
+//! blob checked against its digest and size.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
+use pane_spec::OsVersion;
+
+use crate::digest::sha256_digest;
+use crate::image::{ImageFacts, LayerFacts};
+use crate::platform::{PlatformCandidate, PlatformError, select_platform};
+
+/// Manifests, indexes and configs are small; anything larger is not one.
+const MAX_DOCUMENT_SIZE: u64 = 4 << 20;
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error(
+        "{path} is not an OCI image layout (no oci-layout file); create one with `pane image save` or skopeo"
+    )]
+    NotALayout { path: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{what} in {path} is not valid: {source}")]
+    Invalid {
+        what: &'static str,
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("blob {digest} does not match its descriptor: {problem}")]
+    Corrupt { digest: String, problem: String },
+    #[error("the layout has no image tagged {tag:?}; it has: {available}")]
+    NoSuchTag { tag: String, available: String },
+    #[error("the layout holds {count} images; name one with a tag")]
+    Ambiguous { count: usize },
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+    #[error("the image config lists {diff_ids} diff ids for {layers} layers")]
+    LayerMismatch { diff_ids: usize, layers: usize },
+}
+
+/// An OCI image layout on disk.
+#[derive(Debug, Clone)]
+pub struct OciLayout {
+    root: PathBuf,
+}
+
+impl OciLayout {
+    pub fn open(root: &Path) -> Result<Self, LayoutError> {
+        if !root.join("oci-layout").is_file() {
+            return Err(LayoutError::NotALayout {
+                path: root.to_owned(),
+            });
+        }
+        Ok(Self {
+            root: root.to_owned(),
+        })
+    }
+
+    /// Resolves the image tagged `tag` (or the only one) for a Windows host of
+    /// `architecture` and build `host`.
+    pub fn resolve(
+        &self,
+        tag: Option<&str>,
+        architecture: &str,
+        host: Option<&OsVersion>,
+    ) -> Result<ImageFacts, LayoutError> {
+        let index_path = self.root.join("index.json");
+        let index: ImageIndex = parse("index.json", &index_path, &read(&index_path)?)?;
+        let entry = pick_tagged(index.manifests(), tag)?;
+        let reference = entry
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(REF_NAME))
+            .cloned()
+            .unwrap_or_else(|| entry.digest().to_string());
+        let (manifest_descriptor, platform_note) = match entry.media_type() {
+            MediaType::ImageIndex => {
+                let (path, bytes) = self.verified_blob("image index", entry)?;
+                let nested: ImageIndex = parse("image index", &path, &bytes)?;
+                // oci-spec 0.10 reads a platform's `os.version` under the wrong key
+                // (`os_version`), which would lose every Windows build; read platforms here.
+                let platforms: IndexPlatforms = parse("image index", &path, &bytes)?;
+                let candidates: Vec<PlatformCandidate> = platforms
+                    .manifests
+                    .into_iter()
+                    .map(|m| {
+                        let platform = m.platform.unwrap_or_default();
+                        PlatformCandidate {
+                            os: platform.os,
+                            architecture: platform.architecture,
+                            os_version: platform.os_version,
+                        }
+                    })
+                    .collect();
+                let choice = select_platform(&candidates, architecture, host)?;
+                (nested.manifests()[choice.index].clone(), choice.note)
+            }
+            _ => (entry.clone(), None),
+        };
+        let manifest: ImageManifest = self.document("image manifest", &manifest_descriptor)?;
+        let config: ImageConfiguration = self.document("image config", manifest.config())?;
+        let diff_ids = config.rootfs().diff_ids();
+        if diff_ids.len() != manifest.layers().len() {
+            return Err(LayoutError::LayerMismatch {
+                diff_ids: diff_ids.len(),
+                layers: manifest.layers().len(),
+            });
+        }
+        let layers = manifest
+            .layers()
+            .iter()
+            .zip(diff_ids)
+            .map(|(layer, diff_id)| LayerFacts {
+                digest: layer.digest().to_string(),
+                diff_id: diff_id.clone(),
+                size: layer.size(),
+                media_type: layer.media_type().to_string(),
+            })
+            .collect();
+        let process = config.config().as_ref();
+        Ok(ImageFacts {
+            reference,
+            manifest_digest: manifest_descriptor.digest().to_string(),
+            os: config.os().to_string(),
+            architecture: config.architecture().to_string(),
+            os_version: config.os_version().clone(),
+            entrypoint: process
+                .and_then(|c| c.entrypoint().clone())
+                .unwrap_or_default(),
+            cmd: process.and_then(|c| c.cmd().clone()).unwrap_or_default(),
+            env: process.and_then(|c| c.env().clone()).unwrap_or_default(),
+            working_dir: process
+                .and_then(|c| c.working_dir().clone())
+                .filter(|w| !w.is_empty()),
+            user: process
+                .and_then(|c| c.user().clone())
+                .filter(|u| !u.is_empty()),
+            layers,
+            platform_note,
+        })
+    }
+
+    fn blob_path(&self, descriptor: &Descriptor) -> PathBuf {
+        let digest = descriptor.digest();
+        self.root
+            .join("blobs")
+            .join(digest.algorithm().to_string())
+            .join(digest.digest())
+    }
+
+    /// Reads a JSON blob, checking size and digest before parsing it.
+    fn document<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &'static str,
+        descriptor: &Descriptor,
+    ) -> Result<T, LayoutError> {
+        let (path, bytes) = self.verified_blob(what, descriptor)?;
+        parse(what, &path, &bytes)
+    }
+
+    fn verified_blob(
+        &self,
+        what: &'static str,
+        descriptor: &Descriptor,
+    ) -> Result<(PathBuf, Vec<u8>), LayoutError> {
+        let digest = descriptor.digest().to_string();
+        if descriptor.size() > MAX_DOCUMENT_SIZE {
+            return Err(LayoutError::Corrupt {
+                digest,
+                problem: format!(
+                    "a {what} of {} bytes is implausibly large",
+                    descriptor.size()
+                ),
+            });
+        }
+        let path = self.blob_path(descriptor);
+        let bytes = read(&path)?;
+        if bytes.len() as u64 != descriptor.size() {
+            return Err(LayoutError::Corrupt {
+                digest,
+                problem: format!(
+                    "{} bytes on disk, {} in the descriptor",
+                    bytes.len(),
+                    descriptor.size()
+                ),
+            });
+        }
+        let actual = sha256_digest(&bytes);
+        if actual != digest {
+            return Err(LayoutError::Corrupt {
+                digest,
+                problem: format!("the content hashes to {actual}"),
+            });
+        }
+        Ok((path, bytes))
+    }
+}
+
+/// Just the platforms of an image index, with the spec's own key names.
+#[derive(serde::Deserialize)]
+struct IndexPlatforms {
+    manifests: Vec<IndexEntryPlatform>,
+}
+
+#[derive(serde::Deserialize)]
+struct IndexEntryPlatform {
+    platform: Option<PlatformFields>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct PlatformFields {
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    architecture: String,
+    #[serde(rename = "os.version", default)]
+    os_version: Option<String>,
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, LayoutError> {
+    std::fs::read(path).map_err(|source| LayoutError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<T, LayoutError> {
+    serde_json::from_slice(bytes).map_err(|source| LayoutError::Invalid {
+        what,
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The index entry whose ref-name annotation is `tag` (or ends with `:tag`), or the only one.
+fn pick_tagged<'a>(
+    entries: &'a [Descriptor],
+    tag: Option<&str>,
+) -> Result<&'a Descriptor, LayoutError> {
+    let name = |d: &Descriptor| {
+        d.annotations()
+            .as_ref()
+            .and_then(|a| a.get(REF_NAME))
+            .cloned()
+    };
+    match tag {
+        Some(tag) => entries
+            .iter()
+            .find(|d| name(d).is_some_and(|n| n == tag || n.ends_with(&format!(":{tag}"))))
+            .ok_or_else(|| LayoutError::NoSuchTag {
+                tag: tag.to_owned(),
+                available: entries
+                    .iter()
+                    .filter_map(name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        None => match entries {
+            [only] => Ok(only),
+            _ => Err(LayoutError::Ambiguous {
+                count: entries.len(),
+            }),
+        },
+    }
+}

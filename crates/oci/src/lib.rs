@@ -1,0 +1,13 @@
+//! OCI images as pane needs them: reading an OCI image layout, choosing the Windows platform
+//! that fits the host, and the image facts the runtime builds a container from.
+//!
+//! The registry client and the content store build on these pieces.
+
+pub mod digest;
+pub mod image;
+pub mod layout;
+pub mod platform;
+
+pub use image::{ImageFacts, LayerFacts};
+pub use layout::{LayoutError, OciLayout};
+pub use platform::{PlatformCandidate, PlatformChoice, PlatformError, select_platform};
