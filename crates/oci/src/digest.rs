@@ -7,7 +7,7 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     let hash = Sha256::digest(bytes);
     let mut text = String::with_capacity(7 + 64);
     text.push_str("sha256:");
-    for byte in hash.iter() {
+    for byte in &hash {
         text.push(hex_digit(byte >> 4));
         text.push(hex_digit(byte & 0x0f));
     }
