@@ -52,8 +52,78 @@ pub enum Command {
         #[command(subcommand)]
         command: SpecCommand,
     },
+    /// Show every step pane would take to run a spec, with each HCS document and guest
+    /// request in full. Needs no Windows host.
+    Plan(PlanArgs),
     /// Show pane's version and what this host supports (Windows build, HCS).
     Version,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  \
+    pane plan examples/nanoserver-batch.yaml --image-layout examples/images/nanoserver-demo \\\n      \
+    --host-build 10.0.26100")]
+pub struct PlanArgs {
+    /// The spec: a deployment or a single service.
+    #[arg(value_name = "SPEC")]
+    pub file: PathBuf,
+
+    /// The image as an OCI image layout directory (until images come from the local store).
+    #[arg(long, value_name = "DIR")]
+    pub image_layout: PathBuf,
+
+    /// Plan for a host of this Windows build, e.g. 10.0.20348 (default: this host's).
+    #[arg(long, env = "PANE_HOST_BUILD", value_name = "VERSION")]
+    pub host_build: Option<String>,
+
+    /// Override the spec's isolation.
+    #[arg(long, value_enum)]
+    pub isolation: Option<IsolationArg>,
+
+    /// Only this service of a deployment.
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+
+    /// Replica number for the container id (SERVICE-REPLICA).
+    #[arg(long, default_value_t = 1)]
+    pub replica: u32,
+
+    /// The host's display adapters as JSON (`[{description, vendor_id, device_id, luid}]`),
+    /// to plan GPU selection off Windows.
+    #[arg(long, value_name = "FILE")]
+    pub gpu_adapters: Option<PathBuf>,
+
+    /// Allow GPUs under Hyper-V isolation through GPU partitioning, which Microsoft does not
+    /// support for containers.
+    #[arg(long)]
+    pub experimental_gpu_pv: bool,
+
+    /// Logical processors of the host, for fractional CPU limits.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub host_processors: u32,
+
+    /// Owner tag of the compute systems (a daemon's name).
+    #[arg(long, default_value = "pane")]
+    pub owner: String,
+
+    /// Leave the documents out of the text output.
+    #[arg(long)]
+    pub brief: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum IsolationArg {
+    Process,
+    Hyperv,
+}
+
+impl From<IsolationArg> for pane_spec::IsolationMode {
+    fn from(value: IsolationArg) -> Self {
+        match value {
+            IsolationArg::Process => pane_spec::IsolationMode::Process,
+            IsolationArg::Hyperv => pane_spec::IsolationMode::Hyperv,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

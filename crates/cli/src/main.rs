@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Command::Spec {
             command: SpecCommand::Check(args),
         } => commands::spec_check::run(&cli.global, args),
+        Command::Plan(args) => commands::plan::run(&cli.global, args),
         Command::Version => commands::version::run(&cli.global),
     };
     match result {

@@ -23,6 +23,9 @@ pub struct GpuAdapter {
     pub device_id: u32,
     /// The adapter's locally unique id, as Windows splits it.
     pub luid: Luid,
+    /// The device-interface path (`\\?\PCI#VEN_…`), needed only for Hyper-V GPU partitioning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_path: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -147,6 +150,7 @@ mod tests {
                 low_part,
                 high_part: 0,
             },
+            device_path: None,
         }
     }
 

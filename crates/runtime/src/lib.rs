@@ -6,6 +6,8 @@ pub mod gpu;
 pub mod host;
 mod id;
 pub mod isolation;
+pub mod plan;
+pub mod process;
 mod runtime;
 mod signal;
 mod state;

@@ -1,2 +1,3 @@
+pub mod plan;
 pub mod spec_check;
 pub mod version;

@@ -13,7 +13,7 @@ pub use hosted::{HostedContainerInput, hosted_container};
 pub use hostname::netbios_name;
 pub use process::{ProcessContainerInput, process_container};
 pub use resources::{container_memory, container_processor, uvm_memory_mb, uvm_processor_count};
-pub use utility_vm::{UtilityVmInput, gpu_partition_request, utility_vm};
+pub use utility_vm::{UtilityVmInput, gpu_partition_request, read_only_share_options, utility_vm};
 
 /// `GUID_DEVINTERFACE_DISPLAY_ADAPTER`: assigning this interface class gives a process-isolated
 /// container the host's GPUs for DirectX (what `docker run --device class/…` does).
