@@ -69,6 +69,18 @@ pub fn probe() -> HostInfo {
     }
 }
 
+/// The host's display adapters; `None` where they cannot be enumerated (off Windows).
+pub fn gpu_adapters() -> Option<Result<Vec<crate::gpu::GpuAdapter>, String>> {
+    #[cfg(windows)]
+    {
+        Some(windows::gpu_adapters())
+    }
+    #[cfg(not(windows))]
+    {
+        None
+    }
+}
+
 // serde's `serialize_with` hands the field by reference, so the signature is fixed.
 #[allow(clippy::ref_option)]
 fn opt_display<S: serde::Serializer, T: fmt::Display>(

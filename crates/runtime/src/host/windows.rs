@@ -108,3 +108,39 @@ fn probe_hcs() -> HcsSupport {
         },
     }
 }
+
+/// The host's display adapters, as DXGI enumerates them.
+pub fn gpu_adapters() -> Result<Vec<crate::gpu::GpuAdapter>, String> {
+    use windows::Win32::Graphics::Dxgi::{CreateDXGIFactory1, DXGI_ERROR_NOT_FOUND, IDXGIFactory1};
+
+    // SAFETY: creates a COM factory object; no arguments, the result is reference counted.
+    let factory: IDXGIFactory1 =
+        unsafe { CreateDXGIFactory1() }.map_err(|e| format!("CreateDXGIFactory1: {e}"))?;
+    let mut adapters = Vec::new();
+    for index in 0.. {
+        // SAFETY: `factory` is a live IDXGIFactory1; out-of-range indexes return NOT_FOUND.
+        let adapter = match unsafe { factory.EnumAdapters1(index) } {
+            Ok(adapter) => adapter,
+            Err(e) if e.code() == DXGI_ERROR_NOT_FOUND => break,
+            Err(e) => return Err(format!("EnumAdapters1({index}): {e}")),
+        };
+        // SAFETY: `adapter` is a live IDXGIAdapter1 returned just above.
+        let desc = unsafe { adapter.GetDesc1() }.map_err(|e| format!("GetDesc1: {e}"))?;
+        let len = desc
+            .Description
+            .iter()
+            .position(|&c| c == 0)
+            .unwrap_or(desc.Description.len());
+        adapters.push(crate::gpu::GpuAdapter {
+            description: String::from_utf16_lossy(&desc.Description[..len]),
+            vendor_id: desc.VendorId,
+            device_id: desc.DeviceId,
+            luid: crate::gpu::Luid {
+                low_part: desc.AdapterLuid.LowPart,
+                high_part: desc.AdapterLuid.HighPart,
+            },
+            device_path: None,
+        });
+    }
+    Ok(adapters)
+}
