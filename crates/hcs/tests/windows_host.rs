@@ -18,6 +18,8 @@ fn loading_reports_missing_hcs_instead_of_failing() {
 #[tokio::test]
 #[ignore = "needs a Windows host with the Containers feature, run elevated"]
 async fn enumerates_compute_systems_by_owner() {
-    let systems = pane_hcs::sys::enumerate("pane-functional-test-nobody").await.unwrap();
+    let systems = pane_hcs::sys::enumerate("pane-functional-test-nobody")
+        .await
+        .unwrap();
     assert!(systems.is_empty(), "no system carries this owner tag");
 }
