@@ -7,7 +7,9 @@ pub mod digest;
 pub mod image;
 pub mod layout;
 pub mod platform;
+pub mod store;
 
 pub use image::{ImageFacts, LayerFacts};
 pub use layout::{LayoutError, OciLayout};
 pub use platform::{PlatformCandidate, PlatformChoice, PlatformError, select_platform};
+pub use store::{ContentStore, ImageRecord, StoreError};

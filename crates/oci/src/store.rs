@@ -1,0 +1,541 @@
+//! The content store: blobs addressed by digest, and image records naming them.
+//!
+//! Layout under the store root:
+//! - `blobs/sha256/<hex>`: verified blobs, written once, never changed;
+//! - `ingest/<hex>.partial`: downloads in progress, kept across crashes so they resume;
+//! - `images.json`: reference → manifest digest (written atomically).
+//!
+//! Nothing is counted by hand: a blob is in use while an image record reaches it (manifest,
+//! then its config and layers), so removing one of two images that share a layer keeps the
+//! layer, and prune deletes exactly what no record reaches.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::digest::sha256_digest;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{context} ({path}): {source}")]
+    Io {
+        context: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("{digest} is not a sha256 digest")]
+    BadDigest { digest: String },
+    #[error("blob {expected} failed verification: {problem}; the download was discarded")]
+    Mismatch { expected: String, problem: String },
+    #[error("no image {reference} in the store; `pane images` lists them")]
+    NoSuchImage { reference: String },
+    #[error("the image records in {path} are unreadable: {source}")]
+    Records {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+fn io_error(context: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
+    let path = path.to_owned();
+    move |source| StoreError::Io {
+        context,
+        path,
+        source,
+    }
+}
+
+/// One image the store knows by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    pub reference: String,
+    /// The platform manifest the image resolved to on this host.
+    pub manifest: String,
+    /// The index it came from, when the reference named a multi-platform image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
+    pub config: String,
+    pub layers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_version: Option<String>,
+}
+
+impl ImageRecord {
+    fn blobs(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.manifest)
+            .chain(&self.index)
+            .chain(std::iter::once(&self.config))
+            .chain(&self.layers)
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Records {
+    images: BTreeMap<String, ImageRecord>,
+}
+
+/// What prune removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Pruned {
+    pub blobs: Vec<String>,
+    pub bytes: u64,
+}
+
+/// A content store on disk. Clones share the in-process download locks.
+#[derive(Debug, Clone)]
+pub struct ContentStore {
+    root: PathBuf,
+    /// One lock per digest, so concurrent pulls of a blob share one download.
+    downloads: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// Serialises read-modify-write of the image records.
+    records: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// sha256 hex of a `sha256:<hex>` digest, refusing anything that could escape the store.
+fn hex_of(digest: &str) -> Result<&str, StoreError> {
+    digest
+        .strip_prefix("sha256:")
+        .filter(|hex| {
+            hex.len() == 64
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+        .ok_or_else(|| StoreError::BadDigest {
+            digest: digest.to_owned(),
+        })
+}
+
+impl ContentStore {
+    pub fn open(root: &Path) -> Result<Self, StoreError> {
+        for dir in [root.join("blobs/sha256"), root.join("ingest")] {
+            std::fs::create_dir_all(&dir).map_err(io_error("creating the store", &dir))?;
+        }
+        Ok(Self {
+            root: root.to_owned(),
+            downloads: Arc::default(),
+            records: Arc::default(),
+        })
+    }
+
+    pub fn blob_path(&self, digest: &str) -> Result<PathBuf, StoreError> {
+        Ok(self.root.join("blobs/sha256").join(hex_of(digest)?))
+    }
+
+    pub fn partial_path(&self, digest: &str) -> Result<PathBuf, StoreError> {
+        Ok(self
+            .root
+            .join("ingest")
+            .join(format!("{}.partial", hex_of(digest)?)))
+    }
+
+    pub fn has_blob(&self, digest: &str) -> bool {
+        self.blob_path(digest).is_ok_and(|p| p.is_file())
+    }
+
+    pub async fn read_blob(&self, digest: &str) -> Result<Vec<u8>, StoreError> {
+        let path = self.blob_path(digest)?;
+        tokio::fs::read(&path)
+            .await
+            .map_err(io_error("reading a blob", &path))
+    }
+
+    /// Holds the download slot of `digest`; a second puller waits here, then finds the blob.
+    pub async fn lock_download(&self, digest: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self
+                .downloads
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(locks.entry(digest.to_owned()).or_default())
+        };
+        lock.lock_owned().await
+    }
+
+    /// Stores a small blob held in memory (manifests, configs), after checking it.
+    pub async fn put_bytes(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let actual = sha256_digest(bytes);
+        if actual != digest {
+            return Err(StoreError::Mismatch {
+                expected: digest.to_owned(),
+                problem: format!("content hashes to {actual}"),
+            });
+        }
+        if self.has_blob(digest) {
+            return Ok(());
+        }
+        let partial = self.partial_path(digest)?;
+        let mut file = tokio::fs::File::create(&partial)
+            .await
+            .map_err(io_error("creating a blob", &partial))?;
+        file.write_all(bytes)
+            .await
+            .map_err(io_error("writing a blob", &partial))?;
+        self.commit(digest, file, &partial).await
+    }
+
+    /// Opens the partial download of `digest` to append to it, returning the hasher fed with
+    /// what is already there (so an interrupted download resumes where it stopped).
+    pub async fn resume(&self, digest: &str) -> Result<Ingest, StoreError> {
+        let path = self.partial_path(digest)?;
+        let mut hasher = Sha256::new();
+        let mut written = 0u64;
+        if let Ok(mut existing) = tokio::fs::File::open(&path).await {
+            let mut buffer = vec![0u8; 256 << 10];
+            loop {
+                let n = existing
+                    .read(&mut buffer)
+                    .await
+                    .map_err(io_error("reading a partial download", &path))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buffer[..n]);
+                written += n as u64;
+            }
+        }
+        let file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .await
+            .map_err(io_error("opening a partial download", &path))?;
+        Ok(Ingest {
+            digest: digest.to_owned(),
+            path,
+            file,
+            hasher,
+            written,
+        })
+    }
+
+    /// Verifies a finished ingest and moves it into place; on mismatch it is deleted.
+    pub async fn finish(
+        &self,
+        ingest: Ingest,
+        expected_size: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let Ingest {
+            digest,
+            path,
+            file,
+            hasher,
+            written,
+        } = ingest;
+        let actual = format!("sha256:{}", hex(&hasher.finalize()));
+        let size_ok = expected_size.is_none_or(|size| size == written);
+        if actual != digest || !size_ok {
+            drop(file);
+            let _ = tokio::fs::remove_file(&path).await;
+            let problem = if size_ok {
+                format!("content hashes to {actual}")
+            } else {
+                format!(
+                    "{written} bytes received, {} expected",
+                    expected_size.unwrap_or_default()
+                )
+            };
+            return Err(StoreError::Mismatch {
+                expected: digest,
+                problem,
+            });
+        }
+        self.commit(&digest, file, &path).await
+    }
+
+    /// fsync, then rename into `blobs/`: a blob is either whole and verified or absent.
+    async fn commit(
+        &self,
+        digest: &str,
+        file: tokio::fs::File,
+        partial: &Path,
+    ) -> Result<(), StoreError> {
+        file.sync_all()
+            .await
+            .map_err(io_error("syncing a blob", partial))?;
+        drop(file);
+        let target = self.blob_path(digest)?;
+        tokio::fs::rename(partial, &target)
+            .await
+            .map_err(io_error("moving a blob into place", &target))?;
+        Ok(())
+    }
+
+    fn records_path(&self) -> PathBuf {
+        self.root.join("images.json")
+    }
+
+    fn load_records(&self) -> Result<Records, StoreError> {
+        let path = self.records_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|source| StoreError::Records { path, source }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Records::default()),
+            Err(e) => Err(StoreError::Io {
+                context: "reading image records",
+                path,
+                source: e,
+            }),
+        }
+    }
+
+    /// Write, fsync, rename: a crash leaves the old records or the new, never half of one.
+    fn save_records(&self, records: &Records) -> Result<(), StoreError> {
+        let path = self.records_path();
+        let temporary = self.root.join("images.json.tmp");
+        let bytes = serde_json::to_vec_pretty(records).map_err(|source| StoreError::Records {
+            path: path.clone(),
+            source,
+        })?;
+        let write = || -> io::Result<()> {
+            let mut file = std::fs::File::create(&temporary)?;
+            io::Write::write_all(&mut file, &bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&temporary, &path)
+        };
+        write().map_err(io_error("writing image records", &path))
+    }
+
+    pub async fn add_image(&self, record: ImageRecord) -> Result<(), StoreError> {
+        let _guard = self.records.lock().await;
+        let mut records = self.load_records()?;
+        records.images.insert(record.reference.clone(), record);
+        self.save_records(&records)
+    }
+
+    pub fn image(&self, reference: &str) -> Result<ImageRecord, StoreError> {
+        self.load_records()?
+            .images
+            .remove(reference)
+            .ok_or_else(|| StoreError::NoSuchImage {
+                reference: reference.to_owned(),
+            })
+    }
+
+    pub fn images(&self) -> Result<Vec<ImageRecord>, StoreError> {
+        Ok(self.load_records()?.images.into_values().collect())
+    }
+
+    /// Names `target` as another reference to `source`'s image.
+    pub async fn tag(&self, source: &str, target: &str) -> Result<(), StoreError> {
+        let _guard = self.records.lock().await;
+        let mut records = self.load_records()?;
+        let mut record =
+            records
+                .images
+                .get(source)
+                .cloned()
+                .ok_or_else(|| StoreError::NoSuchImage {
+                    reference: source.to_owned(),
+                })?;
+        target.clone_into(&mut record.reference);
+        records.images.insert(target.to_owned(), record);
+        self.save_records(&records)
+    }
+
+    /// Removes a reference; its blobs stay until [`ContentStore::prune`].
+    pub async fn untag(&self, reference: &str) -> Result<ImageRecord, StoreError> {
+        let _guard = self.records.lock().await;
+        let mut records = self.load_records()?;
+        let record = records
+            .images
+            .remove(reference)
+            .ok_or_else(|| StoreError::NoSuchImage {
+                reference: reference.to_owned(),
+            })?;
+        self.save_records(&records)?;
+        Ok(record)
+    }
+
+    /// Total size of an image's blobs.
+    pub fn image_size(&self, record: &ImageRecord) -> u64 {
+        record
+            .blobs()
+            .filter_map(|d| self.blob_path(d).ok())
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// Deletes every blob no image record reaches, and stale partial downloads.
+    pub async fn prune(&self) -> Result<Pruned, StoreError> {
+        let _guard = self.records.lock().await;
+        let records = self.load_records()?;
+        let live: BTreeSet<&String> = records
+            .images
+            .values()
+            .flat_map(ImageRecord::blobs)
+            .collect();
+        let mut pruned = Pruned::default();
+        let dir = self.root.join("blobs/sha256");
+        let entries = std::fs::read_dir(&dir).map_err(io_error("listing blobs", &dir))?;
+        for entry in entries.flatten() {
+            let digest = format!("sha256:{}", entry.file_name().to_string_lossy());
+            if live.contains(&digest) {
+                continue;
+            }
+            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            if std::fs::remove_file(entry.path()).is_ok() {
+                pruned.bytes += size;
+                pruned.blobs.push(digest);
+            }
+        }
+        pruned.blobs.sort();
+        Ok(pruned)
+    }
+}
+
+/// A download being written: append, then [`ContentStore::finish`].
+#[derive(Debug)]
+pub struct Ingest {
+    digest: String,
+    path: PathBuf,
+    file: tokio::fs::File,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl Ingest {
+    /// Bytes already on disk (where a resumed download starts).
+    pub fn offset(&self) -> u64 {
+        self.written
+    }
+
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.hasher.update(bytes);
+        self.written += bytes.len() as u64;
+        self.file
+            .write_all(bytes)
+            .await
+            .map_err(io_error("writing a download", &self.path))
+    }
+
+    /// Starts over (the server ignored a range request).
+    pub async fn restart(&mut self) -> Result<(), StoreError> {
+        self.file
+            .set_len(0)
+            .await
+            .map_err(io_error("truncating a download", &self.path))?;
+        self.hasher = Sha256::new();
+        self.written = 0;
+        Ok(())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(reference: &str, manifest: &[u8], config: &[u8], layers: &[&[u8]]) -> ImageRecord {
+        ImageRecord {
+            reference: reference.into(),
+            manifest: sha256_digest(manifest),
+            index: None,
+            config: sha256_digest(config),
+            layers: layers.iter().map(|l| sha256_digest(l)).collect(),
+            os_version: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn verified_blobs_and_rejected_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        let digest = sha256_digest(b"hello");
+        store.put_bytes(&digest, b"hello").await.unwrap();
+        assert_eq!(store.read_blob(&digest).await.unwrap(), b"hello");
+        let err = store
+            .put_bytes(&sha256_digest(b"other"), b"hello")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Mismatch { .. }));
+        assert!(matches!(
+            store.blob_path("sha256:../../etc/passwd"),
+            Err(StoreError::BadDigest { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_partial_download_resumes_and_a_bad_one_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        let data = vec![7u8; 100_000];
+        let digest = sha256_digest(&data);
+        let mut first = store.resume(&digest).await.unwrap();
+        first.write(&data[..40_000]).await.unwrap();
+        drop(first); // interrupted
+        let mut second = store.resume(&digest).await.unwrap();
+        assert_eq!(second.offset(), 40_000);
+        second.write(&data[40_000..]).await.unwrap();
+        store.finish(second, Some(100_000)).await.unwrap();
+        assert!(store.has_blob(&digest));
+        assert!(!store.partial_path(&digest).unwrap().exists());
+
+        let bad = sha256_digest(b"expected");
+        let mut ingest = store.resume(&bad).await.unwrap();
+        ingest.write(b"tampered").await.unwrap();
+        assert!(store.finish(ingest, None).await.is_err());
+        assert!(!store.has_blob(&bad) && !store.partial_path(&bad).unwrap().exists());
+    }
+
+    #[tokio::test]
+    async fn prune_keeps_blobs_another_image_still_uses() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        for blob in [
+            &b"m1"[..],
+            b"m2",
+            b"c1",
+            b"c2",
+            b"shared",
+            b"only1",
+            b"stray",
+        ] {
+            store.put_bytes(&sha256_digest(blob), blob).await.unwrap();
+        }
+        store
+            .add_image(record("a:1", b"m1", b"c1", &[b"shared", b"only1"]))
+            .await
+            .unwrap();
+        store
+            .add_image(record("b:1", b"m2", b"c2", &[b"shared"]))
+            .await
+            .unwrap();
+        store.tag("a:1", "a:latest").await.unwrap();
+        assert_eq!(store.images().unwrap().len(), 3);
+
+        let pruned = store.prune().await.unwrap();
+        assert_eq!(pruned.blobs, [sha256_digest(b"stray")]);
+        store.untag("a:1").await.unwrap();
+        assert!(
+            store.prune().await.unwrap().blobs.is_empty(),
+            "a:latest still names image a"
+        );
+        store.untag("a:latest").await.unwrap();
+        let pruned = store.prune().await.unwrap();
+        let mut expected = vec![
+            sha256_digest(b"m1"),
+            sha256_digest(b"c1"),
+            sha256_digest(b"only1"),
+        ];
+        expected.sort();
+        assert_eq!(pruned.blobs, expected);
+        assert!(
+            store.has_blob(&sha256_digest(b"shared")),
+            "b:1 still uses the shared layer"
+        );
+        assert!(matches!(
+            store.untag("a:1").await,
+            Err(StoreError::NoSuchImage { .. })
+        ));
+    }
+}
