@@ -3,10 +3,12 @@
 //!
 //! The registry client and the content store build on these pieces.
 
+pub mod credentials;
 pub mod digest;
 pub mod image;
 pub mod layout;
 pub mod platform;
+pub mod registry;
 pub mod store;
 
 pub use image::{ImageFacts, LayerFacts};
