@@ -8,6 +8,7 @@ pub mod digest;
 pub mod image;
 pub mod layout;
 pub mod platform;
+pub mod pull;
 pub mod registry;
 pub mod store;
 

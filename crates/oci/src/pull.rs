@@ -1,0 +1,383 @@
+//! Pulling an image into the content store: resolve the reference, choose the platform for
+//! this host, fetch and verify the manifest and config, then the layers, several at once,
+//! each hashed as it streams to disk and resumed with a range request if the connection
+//! drops. Concurrent pulls of one blob share a single download.
+
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use oci_spec::image::ImageManifest;
+use pane_spec::{ImageReference, OsVersion};
+use reqwest::StatusCode;
+use serde::Deserialize;
+
+use crate::digest::sha256_digest;
+use crate::platform::{PlatformCandidate, PlatformError, select_platform};
+use crate::registry::{RegistryClient, RegistryError};
+use crate::store::{ContentStore, ImageRecord, StoreError};
+
+/// Restarts of one layer's download after a dropped connection.
+const RESUME_ATTEMPTS: u32 = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+    #[error("the manifest of {reference} is not valid: {problem}")]
+    BadManifest { reference: String, problem: String },
+    #[error("the manifest of {reference} hashes to {actual}, not {expected}")]
+    ManifestDigest {
+        reference: String,
+        expected: String,
+        actual: String,
+    },
+    #[error(
+        "layer {digest} is non-distributable (served from {url}); allow foreign layers with \
+         --allow-nondistributable-artifacts to fetch it from there"
+    )]
+    ForeignLayer { digest: String, url: String },
+    #[error("layer {digest}: the connection kept dropping ({attempts} attempts): {last}")]
+    Interrupted {
+        digest: String,
+        attempts: u32,
+        last: String,
+    },
+}
+
+/// How to pull.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// The host's Windows build, for choosing among an index's entries.
+    pub host_build: Option<OsVersion>,
+    pub architecture: String,
+    /// Layers downloaded at once.
+    pub concurrency: usize,
+    /// Fetch non-distributable layers from their `urls`.
+    pub allow_foreign_layers: bool,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        Self {
+            host_build: None,
+            architecture: "amd64".to_owned(),
+            concurrency: 3,
+            allow_foreign_layers: false,
+        }
+    }
+}
+
+/// Progress of one layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerEvent {
+    Started {
+        digest: String,
+        size: u64,
+        resumed_from: u64,
+    },
+    Progress {
+        digest: String,
+        bytes: u64,
+    },
+    Done {
+        digest: String,
+        cached: bool,
+    },
+}
+
+/// Receives progress; `pane pull` draws bars from it.
+pub trait PullObserver: Send + Sync {
+    fn platform(&self, _note: &str) {}
+    fn layer(&self, event: LayerEvent);
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default)]
+pub struct Quiet;
+
+impl PullObserver for Quiet {
+    fn layer(&self, _event: LayerEvent) {}
+}
+
+#[derive(Debug)]
+pub struct Puller {
+    client: RegistryClient,
+    store: ContentStore,
+}
+
+#[derive(Deserialize)]
+struct IndexDocument {
+    #[serde(default)]
+    manifests: Vec<IndexEntry>,
+}
+
+#[derive(Deserialize)]
+struct IndexEntry {
+    digest: String,
+    #[serde(default)]
+    platform: Option<IndexPlatform>,
+}
+
+#[derive(Deserialize, Default)]
+struct IndexPlatform {
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    architecture: String,
+    #[serde(rename = "os.version", default)]
+    os_version: Option<String>,
+}
+
+fn is_index(media_type: &str, bytes: &[u8]) -> bool {
+    media_type.contains("image.index") || media_type.contains("manifest.list") || {
+        // Some registries omit the content type; an index is a document with `manifests`.
+        serde_json::from_slice::<serde_json::Value>(bytes)
+            .is_ok_and(|v| v.get("manifests").is_some())
+    }
+}
+
+impl Puller {
+    pub fn new(client: RegistryClient, store: ContentStore) -> Self {
+        Self { client, store }
+    }
+
+    pub fn store(&self) -> &ContentStore {
+        &self.store
+    }
+
+    pub async fn pull(
+        &self,
+        reference: &ImageReference,
+        options: &PullOptions,
+        observer: &dyn PullObserver,
+    ) -> Result<ImageRecord, PullError> {
+        let (registry, repository) = (reference.registry(), reference.repository());
+        let name = reference.to_string();
+        let wanted = reference.digest().map_or_else(
+            || reference.tag().unwrap_or("latest").to_owned(),
+            ToString::to_string,
+        );
+        let top = self.client.manifest(registry, repository, &wanted).await?;
+        let top_digest = sha256_digest(&top.bytes);
+        if let Some(expected) = reference.digest().map(ToString::to_string)
+            && expected != top_digest
+        {
+            return Err(PullError::ManifestDigest {
+                reference: name,
+                expected,
+                actual: top_digest,
+            });
+        }
+        let (index, manifest_digest, manifest_bytes) = if is_index(&top.media_type, &top.bytes) {
+            let document: IndexDocument =
+                serde_json::from_slice(&top.bytes).map_err(|e| PullError::BadManifest {
+                    reference: name.clone(),
+                    problem: e.to_string(),
+                })?;
+            let candidates: Vec<PlatformCandidate> = document
+                .manifests
+                .iter()
+                .map(|m| {
+                    let p = m.platform.as_ref();
+                    PlatformCandidate {
+                        os: p.map(|p| p.os.clone()).unwrap_or_default(),
+                        architecture: p.map(|p| p.architecture.clone()).unwrap_or_default(),
+                        os_version: p.and_then(|p| p.os_version.clone()),
+                    }
+                })
+                .collect();
+            let choice = select_platform(
+                &candidates,
+                &options.architecture,
+                options.host_build.as_ref(),
+            )?;
+            if let Some(note) = &choice.note {
+                observer.platform(note);
+            }
+            let chosen = &document.manifests[choice.index].digest;
+            let fetched = self.client.manifest(registry, repository, chosen).await?;
+            let actual = sha256_digest(&fetched.bytes);
+            if &actual != chosen {
+                return Err(PullError::ManifestDigest {
+                    reference: name,
+                    expected: chosen.clone(),
+                    actual,
+                });
+            }
+            self.store.put_bytes(&top_digest, &top.bytes).await?;
+            (Some(top_digest), actual, fetched.bytes)
+        } else {
+            (None, top_digest, top.bytes)
+        };
+        let manifest: ImageManifest =
+            serde_json::from_slice(&manifest_bytes).map_err(|e| PullError::BadManifest {
+                reference: name.clone(),
+                problem: e.to_string(),
+            })?;
+        self.store
+            .put_bytes(&manifest_digest, &manifest_bytes)
+            .await?;
+
+        let config_digest = manifest.config().digest().to_string();
+        if !self.store.has_blob(&config_digest) {
+            let response = self
+                .client
+                .blob(registry, repository, &config_digest, 0)
+                .await?;
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| RegistryError::Protocol(format!("config {config_digest}: {e}")))?;
+            self.store.put_bytes(&config_digest, &bytes).await?;
+        }
+        let config: serde_json::Value =
+            serde_json::from_slice(&self.store.read_blob(&config_digest).await?).map_err(|e| {
+                PullError::BadManifest {
+                    reference: name.clone(),
+                    problem: format!("config: {e}"),
+                }
+            })?;
+
+        let layers: Vec<LayerJob> = manifest
+            .layers()
+            .iter()
+            .map(|l| LayerJob {
+                digest: l.digest().to_string(),
+                size: l.size(),
+                urls: l.urls().clone().unwrap_or_default(),
+            })
+            .collect();
+        let results: Vec<Result<(), PullError>> = futures_util::stream::iter(layers.iter())
+            .map(|layer| self.fetch_layer(registry, repository, layer, options, observer))
+            .buffer_unordered(options.concurrency.max(1))
+            .collect()
+            .await;
+        results
+            .into_iter()
+            .collect::<Result<Vec<()>, PullError>>()?;
+
+        let record = ImageRecord {
+            reference: name,
+            manifest: manifest_digest,
+            index,
+            config: config_digest,
+            layers: layers.into_iter().map(|l| l.digest).collect(),
+            os_version: config
+                .get("os.version")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
+        };
+        self.store.add_image(record.clone()).await?;
+        Ok(record)
+    }
+
+    async fn fetch_layer(
+        &self,
+        registry: &str,
+        repository: &str,
+        layer: &LayerJob,
+        options: &PullOptions,
+        observer: &dyn PullObserver,
+    ) -> Result<(), PullError> {
+        let digest = &layer.digest;
+        // A second pull of the same blob waits here, then finds it stored.
+        let _slot = self.store.lock_download(digest).await;
+        if self.store.has_blob(digest) {
+            observer.layer(LayerEvent::Done {
+                digest: digest.clone(),
+                cached: true,
+            });
+            return Ok(());
+        }
+        let foreign = layer.urls.first();
+        if let (Some(url), false) = (foreign, options.allow_foreign_layers) {
+            return Err(PullError::ForeignLayer {
+                digest: digest.clone(),
+                url: url.clone(),
+            });
+        }
+        let mut ingest = self.store.resume(digest).await?;
+        observer.layer(LayerEvent::Started {
+            digest: digest.clone(),
+            size: layer.size,
+            resumed_from: ingest.offset(),
+        });
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let offset = ingest.offset();
+            let response = match foreign {
+                Some(url) => self.client.foreign(url, offset).await?,
+                None => {
+                    self.client
+                        .blob(registry, repository, digest, offset)
+                        .await?
+                }
+            };
+            if response.status() == StatusCode::RANGE_NOT_SATISFIABLE
+                || (offset > 0 && response.status() == StatusCode::OK)
+            {
+                // The server cannot (or did not) resume: start over from the first byte.
+                ingest.restart().await?;
+                if response.status() == StatusCode::RANGE_NOT_SATISFIABLE {
+                    continue;
+                }
+            }
+            let mut body = response.bytes_stream();
+            let mut failure = None;
+            while let Some(chunk) = body.next().await {
+                match chunk {
+                    Ok(bytes) => {
+                        ingest.write(&bytes).await?;
+                        observer.layer(LayerEvent::Progress {
+                            digest: digest.clone(),
+                            bytes: ingest.offset(),
+                        });
+                    }
+                    Err(e) => {
+                        failure = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            match failure {
+                None if ingest.offset() >= layer.size => break,
+                None => {
+                    failure = Some(format!(
+                        "the body ended after {} of {} bytes",
+                        ingest.offset(),
+                        layer.size
+                    ))
+                }
+                Some(_) => {}
+            }
+            let last = failure.unwrap_or_default();
+            if attempt >= RESUME_ATTEMPTS {
+                return Err(PullError::Interrupted {
+                    digest: digest.clone(),
+                    attempts: attempt,
+                    last,
+                });
+            }
+            tracing::debug!(%digest, attempt, offset = ingest.offset(), error = %last, "download interrupted; resuming");
+            tokio::time::sleep(Duration::from_millis(100) * attempt).await;
+        }
+        self.store.finish(ingest, Some(layer.size)).await?;
+        observer.layer(LayerEvent::Done {
+            digest: digest.clone(),
+            cached: false,
+        });
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct LayerJob {
+    digest: String,
+    size: u64,
+    urls: Vec<String>,
+}
