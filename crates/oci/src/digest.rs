@@ -4,10 +4,13 @@ use sha2::{Digest as _, Sha256};
 
 /// `sha256:<64 lowercase hex>` of `bytes`.
 pub fn sha256_digest(bytes: &[u8]) -> String {
-    let hash = Sha256::digest(bytes);
-    let mut text = String::with_capacity(7 + 64);
-    text.push_str("sha256:");
-    for byte in &hash {
+    format!("sha256:{}", hex(&Sha256::digest(bytes)))
+}
+
+/// Lowercase hex, as digests are written.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
         text.push(hex_digit(byte >> 4));
         text.push(hex_digit(byte & 0x0f));
     }

@@ -8,7 +8,7 @@ use pane_spec::OsVersion;
 
 use crate::digest::sha256_digest;
 use crate::image::{ImageFacts, LayerFacts};
-use crate::platform::{PlatformCandidate, PlatformError, select_platform};
+use crate::platform::{PlatformCandidate, PlatformError, parse_index, select_platform};
 
 /// Manifests, indexes and configs are small; anything larger is not one.
 const MAX_DOCUMENT_SIZE: u64 = 4 << 20;
@@ -82,21 +82,13 @@ impl OciLayout {
             MediaType::ImageIndex => {
                 let (path, bytes) = self.verified_blob("image index", entry)?;
                 let nested: ImageIndex = parse("image index", &path, &bytes)?;
-                // oci-spec 0.10 reads a platform's `os.version` under the wrong key
-                // (`os_version`), which would lose every Windows build; read platforms here.
-                let platforms: IndexPlatforms = parse("image index", &path, &bytes)?;
-                let candidates: Vec<PlatformCandidate> = platforms
-                    .manifests
-                    .into_iter()
-                    .map(|m| {
-                        let platform = m.platform.unwrap_or_default();
-                        PlatformCandidate {
-                            os: platform.os,
-                            architecture: platform.architecture,
-                            os_version: platform.os_version,
-                        }
-                    })
-                    .collect();
+                let entries = parse_index(&bytes).map_err(|source| LayoutError::Invalid {
+                    what: "image index",
+                    path: path.clone(),
+                    source,
+                })?;
+                let candidates: Vec<PlatformCandidate> =
+                    entries.into_iter().map(|e| e.platform).collect();
                 let choice = select_platform(&candidates, architecture, host)?;
                 (nested.manifests()[choice.index].clone(), choice.note)
             }
@@ -199,27 +191,6 @@ impl OciLayout {
         }
         Ok((path, bytes))
     }
-}
-
-/// Just the platforms of an image index, with the spec's own key names.
-#[derive(serde::Deserialize)]
-struct IndexPlatforms {
-    manifests: Vec<IndexEntryPlatform>,
-}
-
-#[derive(serde::Deserialize)]
-struct IndexEntryPlatform {
-    platform: Option<PlatformFields>,
-}
-
-#[derive(serde::Deserialize, Default)]
-struct PlatformFields {
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    architecture: String,
-    #[serde(rename = "os.version", default)]
-    os_version: Option<String>,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, LayoutError> {

@@ -26,6 +26,59 @@ impl fmt::Display for PlatformCandidate {
     }
 }
 
+/// One entry of an image index: its manifest digest and platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub digest: String,
+    pub platform: PlatformCandidate,
+}
+
+#[derive(serde::Deserialize)]
+struct IndexDocument {
+    #[serde(default)]
+    manifests: Vec<IndexDocumentEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct IndexDocumentEntry {
+    digest: String,
+    #[serde(default)]
+    platform: Option<PlatformFields>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct PlatformFields {
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    architecture: String,
+    #[serde(rename = "os.version", default)]
+    os_version: Option<String>,
+}
+
+/// The entries of an image index (or Docker manifest list).
+///
+/// Parsed here rather than with oci-spec: oci-spec 0.10 reads a platform's `os.version`
+/// under the wrong key (`os_version`), which would lose every Windows build.
+pub fn parse_index(bytes: &[u8]) -> Result<Vec<IndexEntry>, serde_json::Error> {
+    let document: IndexDocument = serde_json::from_slice(bytes)?;
+    Ok(document
+        .manifests
+        .into_iter()
+        .map(|entry| {
+            let platform = entry.platform.unwrap_or_default();
+            IndexEntry {
+                digest: entry.digest,
+                platform: PlatformCandidate {
+                    os: platform.os,
+                    architecture: platform.architecture,
+                    os_version: platform.os_version,
+                },
+            }
+        })
+        .collect())
+}
+
 /// The chosen entry and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlatformChoice {

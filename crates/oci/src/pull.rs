@@ -9,10 +9,9 @@ use futures_util::StreamExt as _;
 use oci_spec::image::ImageManifest;
 use pane_spec::{ImageReference, OsVersion};
 use reqwest::StatusCode;
-use serde::Deserialize;
 
 use crate::digest::sha256_digest;
-use crate::platform::{PlatformCandidate, PlatformError, select_platform};
+use crate::platform::{PlatformCandidate, PlatformError, parse_index, select_platform};
 use crate::registry::{RegistryClient, RegistryError};
 use crate::store::{ContentStore, ImageRecord, StoreError};
 
@@ -109,29 +108,6 @@ pub struct Puller {
     store: ContentStore,
 }
 
-#[derive(Deserialize)]
-struct IndexDocument {
-    #[serde(default)]
-    manifests: Vec<IndexEntry>,
-}
-
-#[derive(Deserialize)]
-struct IndexEntry {
-    digest: String,
-    #[serde(default)]
-    platform: Option<IndexPlatform>,
-}
-
-#[derive(Deserialize, Default)]
-struct IndexPlatform {
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    architecture: String,
-    #[serde(rename = "os.version", default)]
-    os_version: Option<String>,
-}
-
 fn is_index(media_type: &str, bytes: &[u8]) -> bool {
     media_type.contains("image.index") || media_type.contains("manifest.list") || {
         // Some registries omit the content type; an index is a document with `manifests`.
@@ -173,43 +149,11 @@ impl Puller {
             });
         }
         let (index, manifest_digest, manifest_bytes) = if is_index(&top.media_type, &top.bytes) {
-            let document: IndexDocument =
-                serde_json::from_slice(&top.bytes).map_err(|e| PullError::BadManifest {
-                    reference: name.clone(),
-                    problem: e.to_string(),
-                })?;
-            let candidates: Vec<PlatformCandidate> = document
-                .manifests
-                .iter()
-                .map(|m| {
-                    let p = m.platform.as_ref();
-                    PlatformCandidate {
-                        os: p.map(|p| p.os.clone()).unwrap_or_default(),
-                        architecture: p.map(|p| p.architecture.clone()).unwrap_or_default(),
-                        os_version: p.and_then(|p| p.os_version.clone()),
-                    }
-                })
-                .collect();
-            let choice = select_platform(
-                &candidates,
-                &options.architecture,
-                options.host_build.as_ref(),
-            )?;
-            if let Some(note) = &choice.note {
-                observer.platform(note);
-            }
-            let chosen = &document.manifests[choice.index].digest;
-            let fetched = self.client.manifest(registry, repository, chosen).await?;
-            let actual = sha256_digest(&fetched.bytes);
-            if &actual != chosen {
-                return Err(PullError::ManifestDigest {
-                    reference: name,
-                    expected: chosen.clone(),
-                    actual,
-                });
-            }
+            let (digest, bytes) = self
+                .choose_from_index(reference, &top.bytes, options, observer)
+                .await?;
             self.store.put_bytes(&top_digest, &top.bytes).await?;
-            (Some(top_digest), actual, fetched.bytes)
+            (Some(top_digest), digest, bytes)
         } else {
             (None, top_digest, top.bytes)
         };
@@ -273,6 +217,44 @@ impl Puller {
         };
         self.store.add_image(record.clone()).await?;
         Ok(record)
+    }
+
+    /// Picks the index entry for this host and fetches (and verifies) its manifest.
+    async fn choose_from_index(
+        &self,
+        reference: &ImageReference,
+        index: &[u8],
+        options: &PullOptions,
+        observer: &dyn PullObserver,
+    ) -> Result<(String, Vec<u8>), PullError> {
+        let entries = parse_index(index).map_err(|e| PullError::BadManifest {
+            reference: reference.to_string(),
+            problem: e.to_string(),
+        })?;
+        let candidates: Vec<PlatformCandidate> =
+            entries.iter().map(|e| e.platform.clone()).collect();
+        let choice = select_platform(
+            &candidates,
+            &options.architecture,
+            options.host_build.as_ref(),
+        )?;
+        if let Some(note) = &choice.note {
+            observer.platform(note);
+        }
+        let chosen = &entries[choice.index].digest;
+        let fetched = self
+            .client
+            .manifest(reference.registry(), reference.repository(), chosen)
+            .await?;
+        let actual = sha256_digest(&fetched.bytes);
+        if &actual != chosen {
+            return Err(PullError::ManifestDigest {
+                reference: reference.to_string(),
+                expected: chosen.clone(),
+                actual,
+            });
+        }
+        Ok((actual, fetched.bytes))
     }
 
     async fn fetch_layer(
@@ -351,7 +333,7 @@ impl Puller {
                         "the body ended after {} of {} bytes",
                         ingest.offset(),
                         layer.size
-                    ))
+                    ));
                 }
                 Some(_) => {}
             }

@@ -18,6 +18,8 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
     application/vnd.oci.image.manifest.v1+json, \
     application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_HUB_API: &str = "registry-1.docker.io";
+const NEEDS_CREDENTIALS: &str = "; it needs credentials: set them in the spec's image.auth, in \
+    ~/.docker/config.json, or in PANE_REGISTRY_USERNAME / PANE_REGISTRY_PASSWORD";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -234,9 +236,7 @@ impl RegistryClient {
                 let hint = if self.options.credentials.for_registry(registry)?.is_some() {
                     "; check the username and password or token".to_owned()
                 } else {
-                    "; it needs credentials: set them in the spec's image.auth, in ~/.docker/config.json, \
-                     or in PANE_REGISTRY_USERNAME / PANE_REGISTRY_PASSWORD"
-                        .to_owned()
+                    NEEDS_CREDENTIALS.to_owned()
                 };
                 return Err(RegistryError::Unauthorized {
                     registry: registry.to_owned(),
@@ -289,9 +289,13 @@ impl RegistryClient {
         if scheme.eq_ignore_ascii_case("basic") {
             return match credentials {
                 Some(Credentials::Basic { username, password }) => Ok(basic(&username, &password)),
-                _ => Err(RegistryError::Unauthorized {
+                Some(Credentials::IdentityToken(_)) => Err(RegistryError::Unauthorized {
                     registry: registry.to_owned(),
-                    hint: "; it asks for a username and password".to_owned(),
+                    hint: "; it asks for a username and password, not a token".to_owned(),
+                }),
+                None => Err(RegistryError::Unauthorized {
+                    registry: registry.to_owned(),
+                    hint: NEEDS_CREDENTIALS.to_owned(),
                 }),
             };
         }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::digest::sha256_digest;
+use crate::digest::{hex, sha256_digest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -166,6 +166,8 @@ impl ContentStore {
                 problem: format!("content hashes to {actual}"),
             });
         }
+        // Two pulls of one image store the same manifest and config: one writes, one finds it.
+        let _slot = self.lock_download(digest).await;
         if self.has_blob(digest) {
             return Ok(());
         }
@@ -379,7 +381,7 @@ impl ContentStore {
             if live.contains(&digest) {
                 continue;
             }
-            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            let size = entry.metadata().map_or(0, |m| m.len());
             if std::fs::remove_file(entry.path()).is_ok() {
                 pruned.bytes += size;
                 pruned.blobs.push(digest);
@@ -425,10 +427,6 @@ impl Ingest {
         self.written = 0;
         Ok(())
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
