@@ -52,6 +52,19 @@ pub enum Command {
         #[command(subcommand)]
         command: SpecCommand,
     },
+    /// Pull an image from a registry into the local store, choosing the build for this host.
+    Pull(PullArgs),
+    /// List the images in the local store.
+    Images,
+    /// Remove image references, and the data no other image uses.
+    Rmi(RmiArgs),
+    /// Give an image another reference.
+    Tag(TagArgs),
+    /// Manage images.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
     /// Show every step pane would take to run a spec, with each HCS document and guest
     /// request in full. Needs no Windows host.
     Plan(PlanArgs),
@@ -68,9 +81,9 @@ pub struct PlanArgs {
     #[arg(value_name = "SPEC")]
     pub file: PathBuf,
 
-    /// The image as an OCI image layout directory (until images come from the local store).
+    /// Take the image from this OCI image layout instead of the local store.
     #[arg(long, value_name = "DIR")]
-    pub image_layout: PathBuf,
+    pub image_layout: Option<PathBuf>,
 
     /// Plan for a host of this Windows build, e.g. 10.0.20348 (default: this host's).
     #[arg(long, env = "PANE_HOST_BUILD", value_name = "VERSION")]
@@ -124,6 +137,56 @@ impl From<IsolationArg> for pane_spec::IsolationMode {
             IsolationArg::Hyperv => pane_spec::IsolationMode::Hyperv,
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Delete stored data that no image reference uses.
+    Prune,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    pane pull mcr.microsoft.com/windows/nanoserver:ltsc2022\n  \
+    pane pull --host-build 10.0.26100 registry.example.com:5000/team/app:1.4")]
+pub struct PullArgs {
+    /// The image, e.g. mcr.microsoft.com/windows/servercore:ltsc2022.
+    #[arg(value_name = "REFERENCE")]
+    pub reference: String,
+
+    /// Choose the image build for a host of this Windows build (default: this host's).
+    #[arg(long, env = "PANE_HOST_BUILD", value_name = "VERSION")]
+    pub host_build: Option<String>,
+
+    /// Reach this registry (host:port) over plain HTTP; loopback registries always are.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub insecure_registry: Vec<String>,
+
+    /// Layers downloaded at once.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub concurrency: usize,
+
+    /// Fetch non-distributable (foreign) layers from the URLs their manifest names.
+    #[arg(long)]
+    pub allow_nondistributable_artifacts: bool,
+
+    /// Docker config with registry credentials (default: ~/.docker/config.json).
+    #[arg(long, value_name = "FILE")]
+    pub docker_config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    #[arg(required = true, value_name = "REFERENCE")]
+    pub references: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    #[arg(value_name = "SOURCE")]
+    pub source: String,
+    #[arg(value_name = "TARGET")]
+    pub target: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,12 +3,13 @@
 mod cli;
 mod commands;
 mod logging;
+mod progress;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, SpecCommand};
+use crate::cli::{Cli, Command, ImageCommand, SpecCommand};
 
 /// Exit codes scripts can rely on.
 pub mod exit {
@@ -25,6 +26,13 @@ fn main() -> ExitCode {
         Command::Spec {
             command: SpecCommand::Check(args),
         } => commands::spec_check::run(&cli.global, args),
+        Command::Pull(args) => commands::images::pull(&cli.global, args),
+        Command::Images => commands::images::images(&cli.global),
+        Command::Rmi(args) => commands::images::rmi(&cli.global, args),
+        Command::Tag(args) => commands::images::tag(&cli.global, args),
+        Command::Image {
+            command: ImageCommand::Prune,
+        } => commands::images::prune(&cli.global),
         Command::Plan(args) => commands::plan::run(&cli.global, args),
         Command::Version => commands::version::run(&cli.global),
     };

@@ -7,7 +7,7 @@ use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest,
 use pane_spec::OsVersion;
 
 use crate::digest::sha256_digest;
-use crate::image::{ImageFacts, LayerFacts};
+use crate::image::ImageFacts;
 use crate::platform::{PlatformCandidate, PlatformError, parse_index, select_platform};
 
 /// Manifests, indexes and configs are small; anything larger is not one.
@@ -103,38 +103,13 @@ impl OciLayout {
                 layers: manifest.layers().len(),
             });
         }
-        let layers = manifest
-            .layers()
-            .iter()
-            .zip(diff_ids)
-            .map(|(layer, diff_id)| LayerFacts {
-                digest: layer.digest().to_string(),
-                diff_id: diff_id.clone(),
-                size: layer.size(),
-                media_type: layer.media_type().to_string(),
-            })
-            .collect();
-        let process = config.config().as_ref();
-        Ok(ImageFacts {
+        Ok(ImageFacts::from_documents(
             reference,
-            manifest_digest: manifest_descriptor.digest().to_string(),
-            os: config.os().to_string(),
-            architecture: config.architecture().to_string(),
-            os_version: config.os_version().clone(),
-            entrypoint: process
-                .and_then(|c| c.entrypoint().clone())
-                .unwrap_or_default(),
-            cmd: process.and_then(|c| c.cmd().clone()).unwrap_or_default(),
-            env: process.and_then(|c| c.env().clone()).unwrap_or_default(),
-            working_dir: process
-                .and_then(|c| c.working_dir().clone())
-                .filter(|w| !w.is_empty()),
-            user: process
-                .and_then(|c| c.user().clone())
-                .filter(|u| !u.is_empty()),
-            layers,
+            manifest_descriptor.digest().to_string(),
+            &manifest,
+            &config,
             platform_note,
-        })
+        ))
     }
 
     fn blob_path(&self, descriptor: &Descriptor) -> PathBuf {

@@ -29,6 +29,14 @@ pub enum RegistryError {
         status: StatusCode,
         body: String,
     },
+    #[error(
+        "{registry} has no {repository}:{reference}; check the name and tag (`skopeo list-tags` shows the tags)"
+    )]
+    NotFound {
+        registry: String,
+        repository: String,
+        reference: String,
+    },
     #[error("{registry} refused the credentials{hint}")]
     Unauthorized { registry: String, hint: String },
     #[error("cannot reach {url}: {source}")]
@@ -134,6 +142,13 @@ impl RegistryClient {
                 request.header(ACCEPT, MANIFEST_ACCEPT)
             })
             .await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Err(RegistryError::NotFound {
+                registry: registry.to_owned(),
+                repository: repository.to_owned(),
+                reference: reference.to_owned(),
+            });
+        }
         let response = success(&url, response).await?;
         let media_type = header(response.headers(), "content-type").unwrap_or_default();
         let digest_header = header(response.headers(), "docker-content-digest");

@@ -429,6 +429,29 @@ impl Ingest {
     }
 }
 
+impl ContentStore {
+    /// What the runtime needs from a stored image: its config and layer chain.
+    pub async fn image_facts(&self, record: &ImageRecord) -> Result<crate::ImageFacts, StoreError> {
+        let invalid = |what: &str, e: serde_json::Error| StoreError::Records {
+            path: self.root.join("blobs/sha256").join(what),
+            source: e,
+        };
+        let manifest: oci_spec::image::ImageManifest =
+            serde_json::from_slice(&self.read_blob(&record.manifest).await?)
+                .map_err(|e| invalid(&record.manifest, e))?;
+        let config: oci_spec::image::ImageConfiguration =
+            serde_json::from_slice(&self.read_blob(&record.config).await?)
+                .map_err(|e| invalid(&record.config, e))?;
+        Ok(crate::ImageFacts::from_documents(
+            record.reference.clone(),
+            record.manifest.clone(),
+            &manifest,
+            &config,
+            None,
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,3 +1,4 @@
+pub mod images;
 pub mod plan;
 pub mod spec_check;
 pub mod version;

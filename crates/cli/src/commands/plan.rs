@@ -40,9 +40,7 @@ pub fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<ExitCode, Failure> {
         if let Some(isolation) = args.isolation {
             spec.isolation = isolation.into();
         }
-        let layout = OciLayout::open(&args.image_layout)?;
-        let mut image = layout.resolve(spec.image.name.tag(), "amd64", host_build.as_ref())?;
-        image.reference = format!("{} (from {})", spec.image.name, args.image_layout.display());
+        let image = resolve_image(global, args, &spec, host_build.as_ref())?;
         let id = ContainerId::new(name, args.replica);
         let input = PlanInput {
             id: &id,
@@ -71,6 +69,32 @@ pub fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<ExitCode, Failure> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The spec's image from `--image-layout`, else from the local store.
+fn resolve_image(
+    global: &GlobalArgs,
+    args: &PlanArgs,
+    spec: &ServiceSpec,
+    host_build: Option<&OsVersion>,
+) -> Result<pane_oci::ImageFacts, Failure> {
+    if let Some(dir) = &args.image_layout {
+        let mut image =
+            OciLayout::open(dir)?.resolve(spec.image.name.tag(), "amd64", host_build)?;
+        image.reference = format!("{} (from {})", spec.image.name, dir.display());
+        return Ok(image);
+    }
+    let store = super::images::store(&global.root)?;
+    let record = store.image(&spec.image.name.to_string()).map_err(|_| {
+        format!(
+            "{} is not in the local store under {}; run `pane pull {}` or pass --image-layout DIR",
+            spec.image.name,
+            global.root.display(),
+            spec.image.name.familiar()
+        )
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    Ok(runtime.block_on(store.image_facts(&record))?)
 }
 
 fn select_services(file: SpecFile, args: &PlanArgs) -> Result<Vec<(String, ServiceSpec)>, Failure> {

@@ -1,0 +1,198 @@
+//! Image commands: `pull`, `images`, `rmi`, `tag`, `image prune`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use pane_oci::credentials::CredentialSource;
+use pane_oci::pull::{PullOptions, Puller, Quiet};
+use pane_oci::registry::{RegistryClient, RegistryOptions};
+use pane_oci::store::ContentStore;
+use pane_spec::ImageReference;
+use serde::Serialize;
+
+use crate::cli::{GlobalArgs, PullArgs, RmiArgs, TagArgs};
+use crate::exit;
+use crate::progress::PullProgress;
+
+type Failure = Box<dyn std::error::Error>;
+
+pub fn store(root: &Path) -> Result<ContentStore, Failure> {
+    Ok(ContentStore::open(&root.join("content"))?)
+}
+
+fn parse_reference(text: &str) -> Result<ImageReference, String> {
+    text.parse::<ImageReference>()
+        .map_err(|e| format!("{text:?} is not an image reference: {e}; {}", e.fix()))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+pub fn pull(global: &GlobalArgs, args: &PullArgs) -> Result<ExitCode, Failure> {
+    let reference = match parse_reference(&args.reference) {
+        Ok(reference) => reference,
+        Err(message) => {
+            eprintln!("pane: {message}");
+            return Ok(ExitCode::from(exit::INVALID_INPUT));
+        }
+    };
+    let host_build = match &args.host_build {
+        Some(text) => Some(text.parse().map_err(|e| format!("--host-build: {e}"))?),
+        None => pane_runtime::host::probe().os_version,
+    };
+    let mut credentials = CredentialSource::standard();
+    if let Some(path) = &args.docker_config {
+        credentials.docker_config = Some(path.clone());
+    }
+    let client = RegistryClient::new(RegistryOptions {
+        insecure: args.insecure_registry.clone(),
+        credentials,
+        ..RegistryOptions::default()
+    })?;
+    let puller = Puller::new(client, store(&global.root)?);
+    let options = PullOptions {
+        host_build,
+        concurrency: args.concurrency,
+        allow_foreign_layers: args.allow_nondistributable_artifacts,
+        ..PullOptions::default()
+    };
+    let progress = PullProgress::new(global.json || global.quiet > 0);
+    let record = runtime()?.block_on(async {
+        if global.json {
+            puller.pull(&reference, &options, &Quiet).await
+        } else {
+            puller.pull(&reference, &options, &progress).await
+        }
+    })?;
+    if global.json {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+    } else {
+        println!(
+            "pulled {} ({}, Windows {})",
+            record.reference,
+            record.manifest,
+            record.os_version.as_deref().unwrap_or("build unknown")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct ImageRow {
+    reference: String,
+    manifest: String,
+    os_version: Option<String>,
+    size_bytes: u64,
+}
+
+pub fn images(global: &GlobalArgs) -> Result<ExitCode, Failure> {
+    let store = store(&global.root)?;
+    let rows: Vec<ImageRow> = store
+        .images()?
+        .into_iter()
+        .map(|record| ImageRow {
+            size_bytes: store.image_size(&record),
+            reference: record.reference,
+            manifest: record.manifest,
+            os_version: record.os_version,
+        })
+        .collect();
+    if global.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<60} {:<19} {:<18} {:>10}",
+        "REFERENCE", "MANIFEST", "OS VERSION", "SIZE"
+    );
+    for row in rows {
+        let manifest = row.manifest.get(..19).unwrap_or(&row.manifest);
+        println!(
+            "{:<60} {manifest:<19} {:<18} {:>10}",
+            row.reference,
+            row.os_version.unwrap_or_default(),
+            human(row.size_bytes)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Removes references, then the blobs nothing else uses.
+pub fn rmi(global: &GlobalArgs, args: &RmiArgs) -> Result<ExitCode, Failure> {
+    let store = store(&global.root)?;
+    let runtime = runtime()?;
+    let mut untagged = Vec::new();
+    for text in &args.references {
+        let reference = parse_reference(text).map_or_else(|_| text.clone(), |r| r.to_string());
+        runtime.block_on(store.untag(&reference))?;
+        untagged.push(reference);
+    }
+    let pruned = runtime.block_on(store.prune())?;
+    if global.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"untagged": untagged, "deleted": pruned.blobs, "space_reclaimed": pruned.bytes})
+            )?
+        );
+    } else {
+        for reference in untagged {
+            println!("untagged {reference}");
+        }
+        println!(
+            "deleted {} blobs, {} reclaimed",
+            pruned.blobs.len(),
+            human(pruned.bytes)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn tag(global: &GlobalArgs, args: &TagArgs) -> Result<ExitCode, Failure> {
+    let (source, target) = match (parse_reference(&args.source), parse_reference(&args.target)) {
+        (Ok(source), Ok(target)) => (source.to_string(), target.to_string()),
+        (Err(message), _) | (_, Err(message)) => {
+            eprintln!("pane: {message}");
+            return Ok(ExitCode::from(exit::INVALID_INPUT));
+        }
+    };
+    runtime()?.block_on(store(&global.root)?.tag(&source, &target))?;
+    if global.json {
+        println!(
+            "{}",
+            serde_json::json!({"source": source, "target": target})
+        );
+    } else {
+        println!("tagged {source} as {target}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn prune(global: &GlobalArgs) -> Result<ExitCode, Failure> {
+    let pruned = runtime()?.block_on(store(&global.root)?.prune())?;
+    if global.json {
+        println!("{}", serde_json::to_string_pretty(&pruned)?);
+    } else {
+        println!(
+            "deleted {} blobs, {} reclaimed",
+            pruned.blobs.len(),
+            human(pruned.bytes)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes;
+    let mut unit = 0;
+    while value >= 1024 * 10 && unit < UNITS.len() - 1 {
+        value /= 1024;
+        unit += 1;
+    }
+    format!("{value} {}", UNITS[unit])
+}
