@@ -143,6 +143,34 @@ impl From<IsolationArg> for pane_spec::IsolationMode {
 pub enum ImageCommand {
     /// Delete stored data that no image reference uses.
     Prune,
+    /// Import an image from an OCI image layout directory (no registry needed).
+    Load(LoadArgs),
+    /// Export an image to an OCI image layout directory.
+    Save(SaveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The image's tag in the layout (its `org.opencontainers.image.ref.name`); needed
+    /// when the layout holds several images.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Store it under this reference (default: the layout's name for it).
+    #[arg(long = "as", value_name = "REFERENCE")]
+    pub reference: Option<String>,
+    /// Choose the image build for a host of this Windows build (default: this host's).
+    #[arg(long, env = "PANE_HOST_BUILD", value_name = "VERSION")]
+    pub host_build: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    #[arg(value_name = "REFERENCE")]
+    pub reference: String,
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -33,6 +33,12 @@ fn main() -> ExitCode {
         Command::Image {
             command: ImageCommand::Prune,
         } => commands::images::prune(&cli.global),
+        Command::Image {
+            command: ImageCommand::Load(args),
+        } => commands::images::load(&cli.global, args),
+        Command::Image {
+            command: ImageCommand::Save(args),
+        } => commands::images::save(&cli.global, args),
         Command::Plan(args) => commands::plan::run(&cli.global, args),
         Command::Version => commands::version::run(&cli.global),
     };

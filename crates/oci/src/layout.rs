@@ -9,6 +9,7 @@ use pane_spec::OsVersion;
 use crate::digest::sha256_digest;
 use crate::image::ImageFacts;
 use crate::platform::{PlatformCandidate, PlatformError, parse_index, select_platform};
+use crate::store::{ContentStore, ImageRecord};
 
 /// Manifests, indexes and configs are small; anything larger is not one.
 const MAX_DOCUMENT_SIZE: u64 = 4 << 20;
@@ -39,6 +40,8 @@ pub enum LayoutError {
     Ambiguous { count: usize },
     #[error(transparent)]
     Platform(#[from] PlatformError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("the image config lists {diff_ids} diff ids for {layers} layers")]
     LayerMismatch { diff_ids: usize, layers: usize },
 }
@@ -112,6 +115,88 @@ impl OciLayout {
         ))
     }
 
+    /// Copies the image tagged `tag` (or the only one) into `store` as `reference`, choosing
+    /// the platform for the host like a pull does. Every blob is verified on the way in.
+    pub async fn import(
+        &self,
+        store: &ContentStore,
+        tag: Option<&str>,
+        reference: Option<&str>,
+        architecture: &str,
+        host: Option<&OsVersion>,
+    ) -> Result<ImageRecord, LayoutError> {
+        let index_path = self.root.join("index.json");
+        let top: ImageIndex = parse("index.json", &index_path, &read(&index_path)?)?;
+        let entry = pick_tagged(top.manifests(), tag)?;
+        let facts = self.resolve(tag, architecture, host)?;
+        let name = reference
+            .map(str::to_owned)
+            .unwrap_or(facts.reference.clone());
+        let index = matches!(entry.media_type(), MediaType::ImageIndex).then(|| entry.clone());
+        let manifest_descriptor = self.manifest_descriptor(entry, &facts.manifest_digest)?;
+        let manifest: ImageManifest = self.document("image manifest", &manifest_descriptor)?;
+        let mut blobs: Vec<(String, u64)> = index
+            .iter()
+            .map(|d| (d.digest().to_string(), d.size()))
+            .collect();
+        blobs.push((
+            manifest_descriptor.digest().to_string(),
+            manifest_descriptor.size(),
+        ));
+        blobs.push((
+            manifest.config().digest().to_string(),
+            manifest.config().size(),
+        ));
+        blobs.extend(
+            manifest
+                .layers()
+                .iter()
+                .map(|l| (l.digest().to_string(), l.size())),
+        );
+        for (digest, size) in &blobs {
+            let path = self
+                .root
+                .join("blobs/sha256")
+                .join(digest.trim_start_matches("sha256:"));
+            store.put_file(digest, &path, Some(*size)).await?;
+        }
+        let record = ImageRecord {
+            reference: name,
+            manifest: facts.manifest_digest.clone(),
+            index: index.map(|d| d.digest().to_string()),
+            config: manifest.config().digest().to_string(),
+            layers: manifest
+                .layers()
+                .iter()
+                .map(|l| l.digest().to_string())
+                .collect(),
+            os_version: facts.os_version.clone(),
+        };
+        store.add_image(record.clone()).await?;
+        Ok(record)
+    }
+
+    /// The platform manifest's descriptor: the entry itself, or its index's entry.
+    fn manifest_descriptor(
+        &self,
+        entry: &Descriptor,
+        digest: &str,
+    ) -> Result<Descriptor, LayoutError> {
+        if !matches!(entry.media_type(), MediaType::ImageIndex) {
+            return Ok(entry.clone());
+        }
+        let nested: ImageIndex = self.document("image index", entry)?;
+        nested
+            .manifests()
+            .iter()
+            .find(|d| d.digest().to_string() == digest)
+            .cloned()
+            .ok_or_else(|| LayoutError::Corrupt {
+                digest: digest.to_owned(),
+                problem: "not in its index".to_owned(),
+            })
+    }
+
     fn blob_path(&self, descriptor: &Descriptor) -> PathBuf {
         let digest = descriptor.digest();
         self.root
@@ -166,6 +251,64 @@ impl OciLayout {
         }
         Ok((path, bytes))
     }
+}
+
+/// Writes `record`'s image (its platform manifest, config and layers) from `store` as an OCI
+/// image layout in `dir`, tagged with the record's reference.
+pub async fn export(
+    store: &ContentStore,
+    record: &ImageRecord,
+    dir: &Path,
+) -> Result<(), LayoutError> {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).map_err(|source| LayoutError::Read {
+        path: blobs.clone(),
+        source,
+    })?;
+    let manifest_bytes = store.read_blob(&record.manifest).await?;
+    for digest in std::iter::once(&record.manifest)
+        .chain(std::iter::once(&record.config))
+        .chain(&record.layers)
+    {
+        let source = store.blob_path(digest)?;
+        let target = blobs.join(digest.trim_start_matches("sha256:"));
+        tokio::fs::copy(&source, &target)
+            .await
+            .map_err(|e| LayoutError::Read {
+                path: target.clone(),
+                source: e,
+            })?;
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&manifest_bytes).map_err(|source| LayoutError::Invalid {
+            what: "image manifest",
+            path: dir.to_owned(),
+            source,
+        })?;
+    let media_type = manifest
+        .get("mediaType")
+        .and_then(|m| m.as_str())
+        .unwrap_or("application/vnd.oci.image.manifest.v1+json");
+    let mut descriptor = serde_json::json!({
+        "mediaType": media_type,
+        "digest": record.manifest,
+        "size": manifest_bytes.len(),
+        "annotations": { REF_NAME: record.reference },
+    });
+    if let Some(version) = &record.os_version {
+        descriptor["platform"] =
+            serde_json::json!({"os": "windows", "architecture": "amd64", "os.version": version});
+    }
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [descriptor]});
+    let write = |name: &str, bytes: Vec<u8>| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).map_err(|source| LayoutError::Read { path, source })
+    };
+    write(
+        "index.json",
+        serde_json::to_vec_pretty(&index).unwrap_or_default(),
+    )?;
+    write("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec())
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, LayoutError> {

@@ -216,6 +216,36 @@ impl ContentStore {
         })
     }
 
+    /// Copies a blob file into the store, verifying it on the way.
+    pub async fn put_file(
+        &self,
+        digest: &str,
+        source: &Path,
+        size: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let _slot = self.lock_download(digest).await;
+        if self.has_blob(digest) {
+            return Ok(());
+        }
+        let mut ingest = self.resume(digest).await?;
+        ingest.restart().await?;
+        let mut file = tokio::fs::File::open(source)
+            .await
+            .map_err(io_error("reading a blob to import", source))?;
+        let mut buffer = vec![0u8; 256 << 10];
+        loop {
+            let n = file
+                .read(&mut buffer)
+                .await
+                .map_err(io_error("reading a blob to import", source))?;
+            if n == 0 {
+                break;
+            }
+            ingest.write(&buffer[..n]).await?;
+        }
+        self.finish(ingest, size).await
+    }
+
     /// Verifies a finished ingest and moves it into place; on mismatch it is deleted.
     pub async fn finish(
         &self,

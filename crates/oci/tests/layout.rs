@@ -90,3 +90,45 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[tokio::test]
+async fn load_then_save_then_load_keeps_the_image() {
+    let first = tempfile::tempdir().unwrap();
+    let store = pane_oci::ContentStore::open(first.path()).unwrap();
+    let layout = OciLayout::open(&example()).unwrap();
+    let record = layout
+        .import(
+            &store,
+            Some("ltsc2022"),
+            Some("example/nanoserver:ltsc2022"),
+            "amd64",
+            Some(&host("10.0.20348")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(record.os_version.as_deref(), Some("10.0.20348.2700"));
+    assert!(record.index.is_some());
+    assert!(record.layers.iter().all(|l| store.has_blob(l)));
+
+    let saved = tempfile::tempdir().unwrap();
+    pane_oci::layout::export(&store, &record, saved.path())
+        .await
+        .unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let other = pane_oci::ContentStore::open(second.path()).unwrap();
+    let again = OciLayout::open(saved.path())
+        .unwrap()
+        .import(&other, None, None, "amd64", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.reference, "example/nanoserver:ltsc2022",
+        "the reference travels in the layout"
+    );
+    assert_eq!(
+        (&again.manifest, &again.config, &again.layers),
+        (&record.manifest, &record.config, &record.layers)
+    );
+    let facts = other.image_facts(&again).await.unwrap();
+    assert_eq!(facts.cmd, [r"c:\windows\system32\cmd.exe"]);
+}

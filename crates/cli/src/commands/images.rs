@@ -10,7 +10,7 @@ use pane_oci::store::ContentStore;
 use pane_spec::ImageReference;
 use serde::Serialize;
 
-use crate::cli::{GlobalArgs, PullArgs, RmiArgs, TagArgs};
+use crate::cli::{GlobalArgs, LoadArgs, PullArgs, RmiArgs, SaveArgs, TagArgs};
 use crate::exit;
 use crate::progress::PullProgress;
 
@@ -182,6 +182,52 @@ pub fn prune(global: &GlobalArgs) -> Result<ExitCode, Failure> {
             pruned.blobs.len(),
             human(pruned.bytes)
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn load(global: &GlobalArgs, args: &LoadArgs) -> Result<ExitCode, Failure> {
+    let host_build = match &args.host_build {
+        Some(text) => Some(text.parse().map_err(|e| format!("--host-build: {e}"))?),
+        None => pane_runtime::host::probe().os_version,
+    };
+    let reference = match args.reference.as_deref().map(parse_reference).transpose() {
+        Ok(reference) => reference.map(|r| r.to_string()),
+        Err(message) => {
+            eprintln!("pane: --as: {message}");
+            return Ok(ExitCode::from(exit::INVALID_INPUT));
+        }
+    };
+    let store = store(&global.root)?;
+    let layout = pane_oci::OciLayout::open(&args.dir)?;
+    let record = runtime()?.block_on(layout.import(
+        &store,
+        args.tag.as_deref(),
+        reference.as_deref(),
+        "amd64",
+        host_build.as_ref(),
+    ))?;
+    if global.json {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+    } else {
+        println!("loaded {} ({})", record.reference, record.manifest);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn save(global: &GlobalArgs, args: &SaveArgs) -> Result<ExitCode, Failure> {
+    let store = store(&global.root)?;
+    let reference =
+        parse_reference(&args.reference).map_or_else(|_| args.reference.clone(), |r| r.to_string());
+    let record = store.image(&reference)?;
+    runtime()?.block_on(pane_oci::layout::export(&store, &record, &args.dir))?;
+    if global.json {
+        println!(
+            "{}",
+            serde_json::json!({"reference": record.reference, "dir": args.dir})
+        );
+    } else {
+        println!("saved {} to {}", record.reference, args.dir.display());
     }
     Ok(ExitCode::SUCCESS)
 }
