@@ -85,6 +85,46 @@ impl CredentialSource {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "image.auth names the environment variable {name}, which is not set; set it on this host or change the spec"
+)]
+pub struct MissingVariable {
+    pub name: String,
+}
+
+impl CredentialSource {
+    /// The source a spec's `image.auth` names. Environment variables are read now, so a
+    /// missing one is reported before any network traffic.
+    pub fn from_spec(auth: Option<&pane_spec::RegistryAuthRef>) -> Result<Self, MissingVariable> {
+        use pane_spec::RegistryAuthRef;
+        let read = |name: &str| {
+            std::env::var(name).map_err(|_| MissingVariable {
+                name: name.to_owned(),
+            })
+        };
+        Ok(match auth {
+            None => Self::standard(),
+            Some(RegistryAuthRef::Env {
+                username_env,
+                password_env,
+            }) => Self {
+                inline: Some(Credentials::Basic {
+                    username: read(username_env)?,
+                    password: read(password_env)?,
+                }),
+                docker_config: None,
+                environment: false,
+            },
+            Some(RegistryAuthRef::DockerConfig { path }) => Self {
+                inline: None,
+                docker_config: path.clone().or_else(default_docker_config),
+                environment: false,
+            },
+        })
+    }
+}
+
 fn default_docker_config() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
         return Some(PathBuf::from(dir).join("config.json"));
@@ -162,6 +202,26 @@ pub fn from_docker_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spec_auth_reads_the_named_variables_and_reports_missing_ones() {
+        let auth = pane_spec::RegistryAuthRef::Env {
+            username_env: "PANE_TEST_SPEC_USER".into(),
+            password_env: "PANE_TEST_SPEC_PASSWORD_UNSET".into(),
+        };
+        // Neither variable is set anywhere: the first one named is reported.
+        let err = CredentialSource::from_spec(Some(&auth)).unwrap_err();
+        assert_eq!(err.name, "PANE_TEST_SPEC_USER");
+        let config = pane_spec::RegistryAuthRef::DockerConfig {
+            path: Some("/etc/pane/config.json".into()),
+        };
+        let source = CredentialSource::from_spec(Some(&config)).unwrap();
+        assert_eq!(
+            source.docker_config.as_deref(),
+            Some(Path::new("/etc/pane/config.json"))
+        );
+        assert!(!source.environment);
+    }
 
     #[test]
     fn reads_docker_config_auths() {

@@ -182,6 +182,39 @@ async fn basic_auth_is_required_and_honoured() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_tokens_are_fetched_from_the_challenge_realm() {
+    let registry = Registry::start(None);
+    publish(&registry.host(), "windows/app", "v1", 16 << 10, None);
+    let proxy = Proxy::start(registry.port, Fault::RequireBearer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = ContentStore::open(dir.path()).unwrap();
+    let record = puller(&store, None)
+        .pull(
+            &reference(&proxy.host(), "windows/app:v1"),
+            &pull_options(LTSC2022),
+            &Quiet,
+        )
+        .await
+        .unwrap();
+    assert!(record.layers.iter().all(|l| store.has_blob(l)));
+    let requests = proxy.requests.lock().unwrap().clone();
+    let token_requests: Vec<&String> = requests.iter().filter(|r| r.contains("/token?")).collect();
+    assert_eq!(
+        token_requests.len(),
+        1,
+        "one token, cached for the repository: {requests:?}"
+    );
+    assert!(
+        token_requests[0].contains("scope=repository%3Awindows%2Fapp%3Apull"),
+        "{token_requests:?}"
+    );
+    assert!(
+        token_requests[0].contains("service=pane-test"),
+        "{token_requests:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_connection_resumes_with_a_range_request() {
     let registry = Registry::start(None);
     publish(&registry.host(), "windows/big", "v1", 3 << 20, None);

@@ -211,7 +211,13 @@ pub enum Fault {
     FlipByte,
     /// Answer this many blob requests with 500 first.
     ServerErrors(usize),
+    /// Act as a token-auth registry: 401 with a Bearer challenge until the request carries
+    /// the token this proxy's own `/token` endpoint hands out.
+    RequireBearer,
 }
+
+/// The token the bearer-auth proxy issues.
+pub const TOKEN: &str = "pane-test-token";
 
 /// A loopback HTTP proxy in front of a registry that records requests and injects faults.
 pub struct Proxy {
@@ -233,7 +239,7 @@ impl Proxy {
             while let Ok((client, _)) = listener.accept().await {
                 let (log, state) = (Arc::clone(&log), Arc::clone(&state));
                 tokio::spawn(async move {
-                    let _ = relay(client, upstream, log, state).await;
+                    let _ = relay(client, upstream, port, log, state).await;
                 });
             }
         });
@@ -273,6 +279,7 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 async fn relay(
     mut client: TcpStream,
     upstream: u16,
+    own_port: u16,
     log: Arc<Mutex<Vec<String>>>,
     state: FaultState,
 ) -> std::io::Result<()> {
@@ -307,6 +314,36 @@ async fn relay(
     {
         client.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await?;
         return Ok(());
+    }
+    if fault == Fault::RequireBearer {
+        if path.starts_with("/token") {
+            let body = format!("{{\"token\":\"{TOKEN}\"}}");
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            client.write_all(response.as_bytes()).await?;
+            return Ok(());
+        }
+        let authorized = head
+            .lines()
+            .any(|l| l.eq_ignore_ascii_case(&format!("authorization: Bearer {TOKEN}")));
+        if !authorized {
+            let repository = path
+                .trim_start_matches("/v2/")
+                .split("/manifests/")
+                .next()
+                .unwrap_or_default();
+            let repository = repository.split("/blobs/").next().unwrap_or_default();
+            let challenge = format!(
+                "Bearer realm=\"http://127.0.0.1:{own_port}/token\",service=\"pane-test\",scope=\"repository:{repository}:pull\""
+            );
+            let response = format!(
+                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: {challenge}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            client.write_all(response.as_bytes()).await?;
+            return Ok(());
+        }
     }
     // One request per connection keeps the relay simple.
     let head: String = head
