@@ -3,10 +3,8 @@ use uuid::Uuid;
 
 use super::process::non_empty;
 use super::resources::{container_memory, uvm_processor_count};
-use super::{LayerRef, netbios_name};
-use crate::schema::{
-    Container, GuestOs, HostedSystem, Layer, MappedDirectory, Networking, SchemaVersion, Storage,
-};
+use super::{LayerRef, netbios_name, networking, storage};
+use crate::schema::{Container, GuestOs, HostedSystem, MappedDirectory, SchemaVersion};
 
 /// What the hosted container document (sent to the guest with `Create`) is built from.
 #[derive(Debug, Clone)]
@@ -29,21 +27,7 @@ pub fn hosted_container(input: &HostedContainerInput<'_>) -> HostedSystem {
         guest_os: Some(GuestOs {
             host_name: Some(netbios_name(input.hostname)),
         }),
-        storage: Some(Storage {
-            layers: Some(
-                input
-                    .layers
-                    .iter()
-                    .map(|l| Layer {
-                        id: l.id.clone(),
-                        path: l.path.clone(),
-                        ..Layer::default()
-                    })
-                    .collect(),
-            ),
-            path: Some(input.scratch_path.to_owned()),
-            qos: None,
-        }),
+        storage: Some(storage(input.layers, input.scratch_path)),
         mapped_directories: non_empty(input.mounts.to_vec()),
         memory: container_memory(input.resources.memory),
         // Inside its own VM the container may use all of the VM's processors; a count keeps
@@ -52,11 +36,7 @@ pub fn hosted_container(input: &HostedContainerInput<'_>) -> HostedSystem {
             count: Some(uvm_processor_count(Some(cpu))),
             ..crate::schema::Processor::default()
         }),
-        networking: input.network_namespace.map(|namespace| Networking {
-            allow_unqualified_dns_query: Some(true),
-            namespace: Some(namespace.to_string()),
-            ..Networking::default()
-        }),
+        networking: networking(input.network_namespace),
         ..Container::default()
     };
     HostedSystem {

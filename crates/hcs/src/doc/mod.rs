@@ -9,6 +9,8 @@ mod process;
 mod resources;
 mod utility_vm;
 
+use crate::schema::{Layer, Networking, Storage};
+
 pub use hosted::{HostedContainerInput, hosted_container};
 pub use hostname::netbios_name;
 pub use process::{ProcessContainerInput, process_container};
@@ -35,6 +37,33 @@ pub fn guest_scratch_path(index: u32) -> String {
 pub struct LayerRef {
     pub id: String,
     pub path: String,
+}
+
+/// Read-only layers (topmost first) over the scratch at `path`.
+fn storage(layers: &[LayerRef], path: &str) -> Storage {
+    Storage {
+        layers: Some(
+            layers
+                .iter()
+                .map(|l| Layer {
+                    id: l.id.clone(),
+                    path: l.path.clone(),
+                    ..Layer::default()
+                })
+                .collect(),
+        ),
+        path: Some(path.to_owned()),
+        qos: None,
+    }
+}
+
+/// The container joins the HCN namespace; unqualified DNS names resolve, as with Docker.
+fn networking(namespace: Option<uuid::Uuid>) -> Option<Networking> {
+    namespace.map(|namespace| Networking {
+        allow_unqualified_dns_query: Some(true),
+        namespace: Some(namespace.to_string()),
+        ..Networking::default()
+    })
 }
 
 /// The owner tag pane writes when none is configured; a daemon's name replaces it.

@@ -2,10 +2,10 @@ use pane_spec::{Mount, Resources};
 use uuid::Uuid;
 
 use super::resources::{container_memory, container_processor};
-use super::{DISPLAY_ADAPTER_CLASS_GUID, LayerRef, netbios_name};
+use super::{DISPLAY_ADAPTER_CLASS_GUID, LayerRef, netbios_name, networking, storage};
 use crate::schema::{
-    ComputeSystem, Container, Device, GuestOs, Layer, MappedDirectory, MappedPipe, Networking,
-    RegistryChanges, RegistryKey, RegistryValue, SchemaVersion, Storage,
+    ComputeSystem, Container, Device, GuestOs, MappedDirectory, MappedPipe, RegistryChanges,
+    RegistryKey, RegistryValue, SchemaVersion,
 };
 
 const PIPE_PREFIX: &str = r"\\.\pipe\";
@@ -39,21 +39,7 @@ pub fn process_container(input: &ProcessContainerInput<'_>) -> ComputeSystem {
         guest_os: Some(GuestOs {
             host_name: Some(netbios_name(input.hostname)),
         }),
-        storage: Some(Storage {
-            layers: Some(
-                input
-                    .layers
-                    .iter()
-                    .map(|l| Layer {
-                        id: l.id.clone(),
-                        path: l.path.clone(),
-                        ..Layer::default()
-                    })
-                    .collect(),
-            ),
-            path: Some(input.scratch_volume.to_owned()),
-            qos: None,
-        }),
+        storage: Some(storage(input.layers, input.scratch_volume)),
         mapped_directories: non_empty(
             directories
                 .iter()
@@ -81,11 +67,7 @@ pub fn process_container(input: &ProcessContainerInput<'_>) -> ComputeSystem {
         ),
         memory: container_memory(input.resources.memory),
         processor: container_processor(input.resources.cpu, input.host_processors),
-        networking: input.network_namespace.map(|namespace| Networking {
-            allow_unqualified_dns_query: Some(true),
-            namespace: Some(namespace.to_string()),
-            ..Networking::default()
-        }),
+        networking: networking(input.network_namespace),
         registry_changes: Some(RegistryChanges {
             add_values: Some(vec![wait_to_kill_service_timeout()]),
             delete_keys: None,

@@ -297,6 +297,55 @@ async fn blocking<T: Send + 'static>(
     })
 }
 
+/// The signature shared by the calls that take a handle, an operation and an options string.
+type HandleCall<H> = unsafe extern "system" fn(H, HCS_OPERATION, PCWSTR) -> HRESULT;
+
+/// Submits `f(handle, operation, options)` and waits for its result document.
+async fn submit<H: Copy + 'static>(
+    api: &'static Api,
+    handle: Shared<H>,
+    call: &'static str,
+    f: fn(&Api) -> HandleCall<H>,
+    options: Option<String>,
+    timeout: Option<Duration>,
+) -> Result<String, HcsError> {
+    blocking(move || {
+        let operation = Operation::new(api);
+        let options = options.map(|o| HSTRING::from(o.as_str()));
+        let options_ptr = options
+            .as_ref()
+            .map_or(PCWSTR::null(), |o| PCWSTR(o.as_ptr()));
+        // SAFETY: the handle is open for the life of its owner, which awaits this call;
+        // options is null or NUL-terminated and lives until the operation has finished.
+        check(call, unsafe {
+            f(api)(handle.get(), operation.handle, options_ptr)
+        })?;
+        operation.wait(call, timeout)
+    })
+    .await
+}
+
+/// The signature of `HcsSetComputeSystemCallback` and `HcsSetProcessCallback`.
+type SetCallback<H> =
+    unsafe extern "system" fn(H, HCS_EVENT_OPTIONS, *const c_void, HCS_EVENT_CALLBACK) -> HRESULT;
+
+/// Registers an event sink on `handle`; the caller keeps the sink until the handle closes.
+fn register_events<H>(
+    call: &'static str,
+    set: SetCallback<H>,
+    handle: H,
+) -> Result<(Box<EventSink>, mpsc::UnboundedReceiver<HcsEvent>), HcsError> {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let sink = Box::new(EventSink(sender));
+    let context: *const EventSink = &raw const *sink;
+    // SAFETY: the handle is open; `context` points to the boxed sink, which the caller keeps
+    // until after the handle is closed, so every callback sees a live sink.
+    check(call, unsafe {
+        set(handle, HcsEventOptionNone, context.cast(), Some(deliver))
+    })?;
+    Ok((sink, receiver))
+}
+
 /// Events for one handle, delivered from HCS's callback thread into a channel.
 struct EventSink(mpsc::UnboundedSender<HcsEvent>);
 
@@ -413,21 +462,7 @@ impl ComputeSystem {
         options: Option<String>,
         timeout: Option<Duration>,
     ) -> Result<String, HcsError> {
-        let (api, handle) = (self.api, self.handle);
-        blocking(move || {
-            let operation = Operation::new(api);
-            let options = options.map(|o| HSTRING::from(o.as_str()));
-            let options_ptr = options
-                .as_ref()
-                .map_or(PCWSTR::null(), |o| PCWSTR(o.as_ptr()));
-            // SAFETY: the system handle is open; options is null or NUL-terminated and lives
-            // until the operation finished.
-            check(call, unsafe {
-                f(api)(handle.get(), operation.handle, options_ptr)
-            })?;
-            operation.wait(call, timeout)
-        })
-        .await
+        submit(self.api, self.handle, call, f, options, timeout).await
     }
 
     pub async fn start(&self, timeout: Option<Duration>) -> Result<(), HcsError> {
@@ -523,19 +558,11 @@ impl ComputeSystem {
 
     /// Starts delivering this system's events; call once, before start.
     pub fn events(&mut self) -> Result<mpsc::UnboundedReceiver<HcsEvent>, HcsError> {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        let sink = Box::new(EventSink(sender));
-        let context: *const EventSink = &raw const *sink;
-        // SAFETY: the handle is open; `context` points to the boxed sink, which this struct
-        // keeps until after the handle is closed, so every callback sees a live sink.
-        check("HcsSetComputeSystemCallback", unsafe {
-            (self.api.set_system_callback)(
-                self.handle.0,
-                HcsEventOptionNone,
-                context.cast(),
-                Some(deliver),
-            )
-        })?;
+        let (sink, receiver) = register_events(
+            "HcsSetComputeSystemCallback",
+            self.api.set_system_callback,
+            self.handle.0,
+        )?;
         self.events = Some(sink);
         Ok(receiver)
     }
@@ -625,20 +652,7 @@ impl Process {
         f: fn(&Api) -> FnProcessCall,
         options: Option<String>,
     ) -> Result<String, HcsError> {
-        let (api, handle) = (self.api, self.handle);
-        blocking(move || {
-            let operation = Operation::new(api);
-            let options = options.map(|o| HSTRING::from(o.as_str()));
-            let options_ptr = options
-                .as_ref()
-                .map_or(PCWSTR::null(), |o| PCWSTR(o.as_ptr()));
-            // SAFETY: open process handle; options null or NUL-terminated for the call's span.
-            check(call, unsafe {
-                f(api)(handle.get(), operation.handle, options_ptr)
-            })?;
-            operation.wait(call, None)
-        })
-        .await
+        submit(self.api, self.handle, call, f, options, None).await
     }
 
     /// Sends a console control event (`CtrlC`, `CtrlShutdown`, …).
@@ -691,18 +705,11 @@ impl Process {
 
     /// Starts delivering this process's events (its exit).
     pub fn events(&mut self) -> Result<mpsc::UnboundedReceiver<HcsEvent>, HcsError> {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        let sink = Box::new(EventSink(sender));
-        let context: *const EventSink = &raw const *sink;
-        // SAFETY: as for systems: the sink outlives the handle.
-        check("HcsSetProcessCallback", unsafe {
-            (self.api.set_process_callback)(
-                self.handle.0,
-                HcsEventOptionNone,
-                context.cast(),
-                Some(deliver),
-            )
-        })?;
+        let (sink, receiver) = register_events(
+            "HcsSetProcessCallback",
+            self.api.set_process_callback,
+            self.handle.0,
+        )?;
         self.events = Some(sink);
         Ok(receiver)
     }
