@@ -1,0 +1,25 @@
+//! Windows container image layers.
+//!
+//! A Windows layer is a tar stream whose entries live under `Files/` (the container's C:),
+//! `Hives/` (registry deltas) and, in base layers, `UtilityVM/Files/` (the utility VM's OS).
+//! Windows metadata travels in PAX records: `MSWINDOWS.fileattr` (attributes),
+//! `MSWINDOWS.rawsd` (a self-relative security descriptor, base64), `LIBARCHIVE.creationtime`.
+//! Alternate data streams are entries named `file:stream`; `.wh.name` entries delete `name`
+//! from the layers below.
+//!
+//! - [`reader`]: streaming, validating reader (gzip and zstd by pure-Rust codecs);
+//! - [`writer`]: writes the same format back;
+//! - [`store`]: the portable layer store (plain files plus a metadata record), keyed by
+//!   diff ID, with parent chains.
+
+pub mod entry;
+pub mod error;
+pub mod reader;
+pub mod store;
+pub mod writer;
+
+pub use entry::{EntryKind, LayerEntry};
+pub use error::LayerError;
+pub use reader::LayerReader;
+pub use store::LayerStore;
+pub use writer::LayerWriter;
