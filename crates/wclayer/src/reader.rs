@@ -113,102 +113,17 @@ impl LayerReader {
                     ));
                 }
                 EntryType::GNULongName => {
-                    pending.long_name = Some(trim_nul(read_extension(&mut entry, &header_path)?));
+                    pending.long_name = Some(trim_nul(&read_extension(&mut entry, &header_path)?));
                     continue;
                 }
                 EntryType::GNULongLink => {
-                    pending.long_link = Some(trim_nul(read_extension(&mut entry, &header_path)?));
+                    pending.long_link = Some(trim_nul(&read_extension(&mut entry, &header_path)?));
                     continue;
                 }
                 _ => {}
             }
             let current = std::mem::take(&mut pending);
-            let raw_path = current
-                .pax
-                .get("path")
-                .cloned()
-                .or(current.long_name)
-                .unwrap_or(header_path);
-            let path = validate_path(&raw_path)
-                .map_err(|problem| LayerError::entry(&raw_path, problem))?;
-            let size = entry
-                .header()
-                .size()
-                .map_err(|e| LayerError::entry(&path, e.to_string()))?;
-            if let Some(pax_size) = current.pax.get("size")
-                && pax_size.parse::<u64>().ok() != Some(size)
-            {
-                return Err(LayerError::entry(
-                    &path,
-                    "a PAX size override (files over 8 GiB) is not supported",
-                ));
-            }
-            let link = || {
-                current
-                    .pax
-                    .get("linkpath")
-                    .cloned()
-                    .or_else(|| current.long_link.clone())
-                    .or_else(|| {
-                        entry
-                            .link_name_bytes()
-                            .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    })
-                    .ok_or_else(|| LayerError::entry(&path, "a link without a target"))
-            };
-            let name = path.rsplit('/').next().unwrap_or_default().to_owned();
-            let (path, kind) = match kind {
-                EntryType::Directory => (path, EntryKind::Directory),
-                EntryType::Regular | EntryType::Continuous if name == OPAQUE_WHITEOUT => {
-                    return Err(LayerError::entry(
-                        &path,
-                        "opaque-directory whiteouts are not used by Windows layers",
-                    ));
-                }
-                EntryType::Regular | EntryType::Continuous if name.starts_with(WHITEOUT_PREFIX) => {
-                    let parent = &path[..path.len() - name.len()];
-                    let target = format!("{parent}{}", &name[WHITEOUT_PREFIX.len()..]);
-                    (
-                        validate_path(&target).map_err(|p| LayerError::entry(&path, p))?,
-                        EntryKind::Whiteout,
-                    )
-                }
-                EntryType::Regular | EntryType::Continuous => (path, EntryKind::File { size }),
-                EntryType::Link => {
-                    let target = validate_path(&link()?)
-                        .map_err(|p| LayerError::entry(&path, format!("hard link target {p}")))?;
-                    if !files.contains(&target.to_lowercase()) {
-                        return Err(LayerError::entry(
-                            &path,
-                            format!(
-                                "hard link to {target:?}, which is not an earlier file of this layer"
-                            ),
-                        ));
-                    }
-                    (path, EntryKind::HardLink { target })
-                }
-                EntryType::Symlink => {
-                    let target = link()?;
-                    check_symlink(&path, &target).map_err(|p| LayerError::entry(&path, p))?;
-                    let junction = current
-                        .pax
-                        .get("MSWINDOWS.mountpoint")
-                        .is_some_and(|v| v == "1");
-                    (path, EntryKind::SymbolicLink { target, junction })
-                }
-                EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                    return Err(LayerError::entry(
-                        &path,
-                        "device nodes and FIFOs cannot be in a Windows layer",
-                    ));
-                }
-                other => {
-                    return Err(LayerError::entry(
-                        &path,
-                        format!("unsupported tar entry type {other:?}"),
-                    ));
-                }
-            };
+            let (path, kind) = classify(&entry, header_path, &current, &files)?;
             if !seen.insert(path.to_lowercase()) {
                 return Err(LayerError::entry(
                     &path,
@@ -228,17 +143,104 @@ impl LayerReader {
         io::copy(&mut hashing, &mut io::sink()).map_err(|e| LayerError::Stream(e.to_string()))?;
         let digest = hashing.hasher.finalize();
         Ok(LayerSummary {
-            diff_id: format!(
-                "sha256:{}",
-                digest
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<String>()
-            ),
+            diff_id: format!("sha256:{}", hex(&digest)),
             uncompressed_bytes: hashing.bytes,
             entries: count,
         })
     }
+}
+
+/// Works out what a (non-extension) tar entry is, from its header and pending records.
+fn classify<R: Read>(
+    entry: &tar::Entry<'_, R>,
+    header_path: String,
+    current: &Pending,
+    files: &HashSet<String>,
+) -> Result<(String, EntryKind), LayerError> {
+    let raw_path = current
+        .pax
+        .get("path")
+        .cloned()
+        .or_else(|| current.long_name.clone())
+        .unwrap_or(header_path);
+    let path = validate_path(&raw_path).map_err(|problem| LayerError::entry(&raw_path, problem))?;
+    let size = entry
+        .header()
+        .size()
+        .map_err(|e| LayerError::entry(&path, e.to_string()))?;
+    if let Some(pax_size) = current.pax.get("size")
+        && pax_size.parse::<u64>().ok() != Some(size)
+    {
+        return Err(LayerError::entry(
+            &path,
+            "a PAX size override (files over 8 GiB) is not supported",
+        ));
+    }
+    let link = || {
+        current
+            .pax
+            .get("linkpath")
+            .cloned()
+            .or_else(|| current.long_link.clone())
+            .or_else(|| {
+                entry
+                    .link_name_bytes()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+            })
+            .ok_or_else(|| LayerError::entry(&path, "a link without a target"))
+    };
+    let name = path.rsplit('/').next().unwrap_or_default().to_owned();
+    let kind = entry.header().entry_type();
+    Ok(match kind {
+        EntryType::Directory => (path, EntryKind::Directory),
+        EntryType::Regular | EntryType::Continuous if name == OPAQUE_WHITEOUT => {
+            return Err(LayerError::entry(
+                &path,
+                "opaque-directory whiteouts are not used by Windows layers",
+            ));
+        }
+        EntryType::Regular | EntryType::Continuous if name.starts_with(WHITEOUT_PREFIX) => {
+            let parent = &path[..path.len() - name.len()];
+            let target = format!("{parent}{}", &name[WHITEOUT_PREFIX.len()..]);
+            (
+                validate_path(&target).map_err(|p| LayerError::entry(&path, p))?,
+                EntryKind::Whiteout,
+            )
+        }
+        EntryType::Regular | EntryType::Continuous => (path, EntryKind::File { size }),
+        EntryType::Link => {
+            let target = validate_path(&link()?)
+                .map_err(|p| LayerError::entry(&path, format!("hard link target {p}")))?;
+            if !files.contains(&target.to_lowercase()) {
+                return Err(LayerError::entry(
+                    &path,
+                    format!("hard link to {target:?}, which is not an earlier file of this layer"),
+                ));
+            }
+            (path, EntryKind::HardLink { target })
+        }
+        EntryType::Symlink => {
+            let target = link()?;
+            check_symlink(&path, &target).map_err(|p| LayerError::entry(&path, p))?;
+            let junction = current
+                .pax
+                .get("MSWINDOWS.mountpoint")
+                .is_some_and(|v| v == "1");
+            (path, EntryKind::SymbolicLink { target, junction })
+        }
+        EntryType::Char | EntryType::Block | EntryType::Fifo => {
+            return Err(LayerError::entry(
+                &path,
+                "device nodes and FIFOs cannot be in a Windows layer",
+            ));
+        }
+        other => {
+            return Err(LayerError::entry(
+                &path,
+                format!("unsupported tar entry type {other:?}"),
+            ));
+        }
+    })
 }
 
 fn read_extension(entry: &mut impl Read, path: &str) -> Result<String, LayerError> {
@@ -257,8 +259,18 @@ fn read_extension(entry: &mut impl Read, path: &str) -> Result<String, LayerErro
         .map_err(|_| LayerError::entry(path, "an extended header that is not UTF-8"))
 }
 
-fn trim_nul(text: String) -> String {
+fn trim_nul(text: &str) -> String {
     text.trim_end_matches('\0').to_owned()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
+            let _ = write!(text, "{byte:02x}");
+            text
+        })
 }
 
 /// PAX records: `<length> <key>=<value>\n`, the length counting the whole record.
@@ -332,10 +344,10 @@ pub fn validate_path(raw: &str) -> Result<String, String> {
             _ => {}
         }
     }
-    let allowed = match components.as_slice() {
-        ["Files" | "Hives", ..] | ["UtilityVM"] | ["UtilityVM", "Files", ..] => true,
-        _ => false,
-    };
+    let allowed = matches!(
+        components.as_slice(),
+        ["Files" | "Hives", ..] | ["UtilityVM"] | ["UtilityVM", "Files", ..]
+    );
     if !allowed {
         return Err("outside Files/, Hives/ and UtilityVM/Files/".to_owned());
     }
@@ -356,7 +368,7 @@ fn check_symlink(path: &str, target: &str) -> Result<(), String> {
     }
     // Depth below the root directory (Files, Hives, UtilityVM/Files) of the link's parent.
     let root_depth = if path.starts_with("UtilityVM/") { 2 } else { 1 };
-    let mut depth = path.split('/').count() as i64 - 1 - root_depth;
+    let mut depth = i64::try_from(path.split('/').count()).unwrap_or(i64::MAX) - 1 - root_depth;
     for component in target.split(['/', '\\']) {
         match component {
             ".." => depth -= 1,

@@ -71,7 +71,7 @@ impl LayerStore {
             std::process::id(),
             SCRATCH_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
-        let result = self.unpack_into(input, &scratch);
+        let result = Self::unpack_into(input, &scratch);
         let summary = match result {
             Ok(summary) if summary.diff_id == diff_id => summary,
             Ok(summary) => {
@@ -104,7 +104,7 @@ impl LayerStore {
         }
     }
 
-    fn unpack_into(&self, input: impl Read, scratch: &Path) -> Result<LayerSummary, LayerError> {
+    fn unpack_into(input: impl Read, scratch: &Path) -> Result<LayerSummary, LayerError> {
         std::fs::create_dir_all(scratch)
             .map_err(LayerError::io("creating a layer directory", scratch))?;
         let mut entries = Vec::new();

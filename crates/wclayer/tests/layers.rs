@@ -1,0 +1,315 @@
+//! Layers end to end on a real disk: codecs, hostile archives, the store's guarantees.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+use std::io::{Read, Write};
+
+use pane_wclayer::entry::{EntryKind, LayerEntry};
+use pane_wclayer::{LayerError, LayerReader, LayerStore, LayerWriter};
+
+fn layer(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut writer = LayerWriter::new(Vec::new());
+    writer
+        .append(&LayerEntry::new("Files", EntryKind::Directory), None)
+        .unwrap();
+    for (name, data) in files {
+        let mut entry = LayerEntry::new(
+            format!("Files/{name}"),
+            EntryKind::File {
+                size: data.len() as u64,
+            },
+        );
+        entry.attributes = Some(32);
+        let mut data = *data;
+        writer.append(&entry, Some(&mut data)).unwrap();
+    }
+    writer.finish().unwrap()
+}
+
+fn diff_id(tar: &[u8]) -> String {
+    LayerReader.read(tar, |_, _| Ok(())).unwrap().diff_id
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// A tar entry written byte by byte, bypassing every library check, as an attacker would.
+fn raw_entry(out: &mut Vec<u8>, name: &str, kind: u8, link: &str, data: &[u8]) {
+    let mut header = tar::Header::new_old();
+    header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.as_old_mut().linkflag = [kind];
+    header.set_cksum();
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+}
+
+fn raw_pax(out: &mut Vec<u8>, key: &str, value: &str) {
+    let body_len = key.len() + value.len() + 3;
+    let mut length = body_len + body_len.to_string().len();
+    if length.to_string().len() != body_len.to_string().len() {
+        length += 1;
+    }
+    let record = format!("{length} {key}={value}\n");
+    raw_entry(out, "PaxHeader", b'x', "", record.as_bytes());
+}
+
+fn finish(mut out: Vec<u8>) -> Vec<u8> {
+    out.extend_from_slice(&[0u8; 1024]);
+    out
+}
+
+fn refused(tar: &[u8]) -> LayerError {
+    LayerReader
+        .read(tar, |_, data| {
+            std::io::copy(data, &mut std::io::sink())
+                .map(drop)
+                .map_err(|e| LayerError::Stream(e.to_string()))
+        })
+        .unwrap_err()
+}
+
+#[test]
+fn gzip_and_zstd_layers_unpack_to_the_same_content() {
+    let tar = layer(&[
+        ("hello.txt", b"hello windows"),
+        ("big.bin", &vec![7u8; 300_000]),
+    ]);
+    let id = diff_id(&tar);
+    let zstd = ruzstd::encoding::compress_to_vec(
+        tar.as_slice(),
+        ruzstd::encoding::CompressionLevel::Fastest,
+    );
+    for (name, bytes) in [("tar", tar.clone()), ("gzip", gzip(&tar)), ("zstd", zstd)] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LayerStore::open(dir.path()).unwrap();
+        let summary = store
+            .unpack(bytes.as_slice(), &id)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(summary.uncompressed_bytes, tar.len() as u64, "{name}");
+        let root = store.path(&id).unwrap();
+        assert_eq!(
+            std::fs::read(root.join("Files/hello.txt")).unwrap(),
+            b"hello windows",
+            "{name}"
+        );
+        assert_eq!(store.metadata(&id).unwrap().entries[1].attributes, Some(32));
+    }
+}
+
+#[test]
+fn hostile_entries_are_refused_by_name() {
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "absolute",
+            {
+                let mut t = Vec::new();
+                raw_entry(&mut t, "/Files/x", b'0', "", b"x");
+                finish(t)
+            },
+            "/Files/x",
+        ),
+        (
+            "dot-dot",
+            {
+                let mut t = Vec::new();
+                raw_entry(&mut t, "Files/../../etc/passwd", b'0', "", b"x");
+                finish(t)
+            },
+            "Files/../../etc/passwd",
+        ),
+        (
+            "outside the roots",
+            {
+                let mut t = Vec::new();
+                raw_entry(&mut t, "etc/passwd", b'0', "", b"x");
+                finish(t)
+            },
+            "etc/passwd",
+        ),
+        (
+            "device node",
+            {
+                let mut t = Vec::new();
+                raw_entry(&mut t, "Files/null", b'3', "", b"");
+                finish(t)
+            },
+            "Files/null",
+        ),
+        (
+            "hard link outside",
+            {
+                let mut t = Vec::new();
+                raw_entry(&mut t, "Files/l", b'1', "../../x", b"");
+                finish(t)
+            },
+            "Files/l",
+        ),
+        (
+            "hard link to nothing",
+            {
+                let mut t = Vec::new();
+                raw_entry(&mut t, "Files/l", b'1', "Files/missing", b"");
+                finish(t)
+            },
+            "Files/l",
+        ),
+        (
+            "symlink escape",
+            {
+                let mut t = Vec::new();
+                raw_entry(&mut t, "Files/s", b'2', "../../../etc", b"");
+                finish(t)
+            },
+            "Files/s",
+        ),
+        (
+            "duplicate",
+            {
+                let mut t = Vec::new();
+                raw_entry(&mut t, "Files/A.txt", b'0', "", b"1");
+                raw_entry(&mut t, "Files/a.txt", b'0', "", b"2");
+                finish(t)
+            },
+            "Files/a.txt",
+        ),
+        (
+            "oversized pax",
+            {
+                let mut t = Vec::new();
+                raw_pax(&mut t, "MSWINDOWS.rawsd", &"A".repeat(300 << 10));
+                raw_entry(&mut t, "Files/x", b'0', "", b"");
+                finish(t)
+            },
+            "PaxHeader",
+        ),
+        (
+            "bad rawsd",
+            {
+                let mut t = Vec::new();
+                raw_pax(&mut t, "MSWINDOWS.rawsd", "!!notbase64");
+                raw_entry(&mut t, "Files/x", b'0', "", b"");
+                finish(t)
+            },
+            "Files/x",
+        ),
+    ];
+    for (what, tar, path) in cases {
+        match refused(&tar) {
+            LayerError::Entry { path: named, .. } => assert_eq!(named, path, "{what}"),
+            other => panic!("{what}: expected an entry error, got {other}"),
+        }
+    }
+}
+
+#[test]
+fn a_truncated_stream_is_an_error_and_leaves_nothing() {
+    let tar = gzip(&layer(&[("big.bin", &vec![1u8; 100_000])]));
+    let id = diff_id(&layer(&[("big.bin", &vec![1u8; 100_000])]));
+    let dir = tempfile::tempdir().unwrap();
+    let store = LayerStore::open(dir.path()).unwrap();
+    assert!(store.unpack(&tar[..tar.len() / 2], &id).is_err());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no partial layer is left"
+    );
+}
+
+#[test]
+fn a_wrong_diff_id_leaves_nothing() {
+    let tar = layer(&[("a.txt", b"a")]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = LayerStore::open(dir.path()).unwrap();
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    assert!(matches!(
+        store.unpack(tar.as_slice(), &wrong),
+        Err(LayerError::DiffId { .. })
+    ));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    assert!(!store.has(&wrong));
+}
+
+#[test]
+fn chains_are_topmost_first_and_retain_keeps_what_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LayerStore::open(dir.path()).unwrap();
+    let base = layer(&[("base.txt", b"base")]);
+    let top = layer(&[("top.txt", b"top")]);
+    let other = layer(&[("other.txt", b"other")]);
+    let ids: Vec<String> = [&base, &top, &other].iter().map(|t| diff_id(t)).collect();
+    for (tar, id) in [&base, &top, &other].iter().zip(&ids) {
+        store.unpack(tar.as_slice(), id).unwrap();
+    }
+    let chain = store.chain(&ids[..2]).unwrap();
+    assert_eq!(
+        chain,
+        [store.path(&ids[1]).unwrap(), store.path(&ids[0]).unwrap()]
+    );
+    let removed = store.retain(&ids[..2]).unwrap();
+    assert_eq!(removed, [ids[2].clone()]);
+    assert!(store.chain(&ids[..2]).is_ok());
+    assert!(store.chain(&ids[2..]).is_err());
+}
+
+#[test]
+fn alternate_streams_whiteouts_and_links_are_kept() {
+    let mut writer = LayerWriter::new(Vec::new());
+    writer
+        .append(&LayerEntry::new("Files", EntryKind::Directory), None)
+        .unwrap();
+    let file = LayerEntry::new("Files/doc.txt", EntryKind::File { size: 3 });
+    writer.append(&file, Some(&mut &b"doc"[..])).unwrap();
+    writer
+        .append(
+            &LayerEntry::new("Files/doc.txt:Zone.Identifier", EntryKind::File { size: 2 }),
+            Some(&mut &b"zi"[..]),
+        )
+        .unwrap();
+    writer
+        .append(
+            &LayerEntry::new(
+                "Files/copy.txt",
+                EntryKind::HardLink {
+                    target: "Files/doc.txt".into(),
+                },
+            ),
+            None,
+        )
+        .unwrap();
+    writer
+        .append(
+            &LayerEntry::new("Files/gone.txt", EntryKind::Whiteout),
+            None,
+        )
+        .unwrap();
+    let tar = writer.finish().unwrap();
+    let id = diff_id(&tar);
+    let dir = tempfile::tempdir().unwrap();
+    let store = LayerStore::open(dir.path()).unwrap();
+    store.unpack(tar.as_slice(), &id).unwrap();
+    let root = store.path(&id).unwrap();
+    let mut copy = String::new();
+    std::fs::File::open(root.join("Files/copy.txt"))
+        .unwrap()
+        .read_to_string(&mut copy)
+        .unwrap();
+    assert_eq!(copy, "doc");
+    assert_eq!(
+        std::fs::read(root.join("Files/doc.txt:Zone.Identifier")).unwrap(),
+        b"zi"
+    );
+    let metadata = store.metadata(&id).unwrap();
+    let whiteout = metadata
+        .entries
+        .iter()
+        .find(|e| e.kind == EntryKind::Whiteout)
+        .unwrap();
+    assert_eq!(whiteout.path, "Files/gone.txt");
+    assert!(!root.join("Files/gone.txt").exists() && !root.join("Files/.wh.gone.txt").exists());
+}
