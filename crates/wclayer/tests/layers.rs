@@ -102,100 +102,78 @@ fn gzip_and_zstd_layers_unpack_to_the_same_content() {
     }
 }
 
+/// A finished tar of raw entries `(name, type, link, data)`.
+fn archive(entries: &[(&str, u8, &str, &[u8])]) -> Vec<u8> {
+    let mut tar = Vec::new();
+    for (name, kind, link, data) in entries {
+        raw_entry(&mut tar, name, *kind, link, data);
+    }
+    finish(tar)
+}
+
+/// A PAX record for the entry after it, then that entry.
+fn with_pax(key: &str, value: &str, name: &str) -> Vec<u8> {
+    let mut tar = Vec::new();
+    raw_pax(&mut tar, key, value);
+    raw_entry(&mut tar, name, b'0', "", b"");
+    finish(tar)
+}
+
 #[test]
 fn hostile_entries_are_refused_by_name() {
+    let oversized = "A".repeat(300 << 10);
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
             "absolute",
-            {
-                let mut t = Vec::new();
-                raw_entry(&mut t, "/Files/x", b'0', "", b"x");
-                finish(t)
-            },
+            archive(&[("/Files/x", b'0', "", b"x")]),
             "/Files/x",
         ),
         (
             "dot-dot",
-            {
-                let mut t = Vec::new();
-                raw_entry(&mut t, "Files/../../etc/passwd", b'0', "", b"x");
-                finish(t)
-            },
+            archive(&[("Files/../../etc/passwd", b'0', "", b"x")]),
             "Files/../../etc/passwd",
         ),
         (
             "outside the roots",
-            {
-                let mut t = Vec::new();
-                raw_entry(&mut t, "etc/passwd", b'0', "", b"x");
-                finish(t)
-            },
+            archive(&[("etc/passwd", b'0', "", b"x")]),
             "etc/passwd",
         ),
         (
             "device node",
-            {
-                let mut t = Vec::new();
-                raw_entry(&mut t, "Files/null", b'3', "", b"");
-                finish(t)
-            },
+            archive(&[("Files/null", b'3', "", b"")]),
             "Files/null",
         ),
         (
             "hard link outside",
-            {
-                let mut t = Vec::new();
-                raw_entry(&mut t, "Files/l", b'1', "../../x", b"");
-                finish(t)
-            },
+            archive(&[("Files/l", b'1', "../../x", b"")]),
             "Files/l",
         ),
         (
             "hard link to nothing",
-            {
-                let mut t = Vec::new();
-                raw_entry(&mut t, "Files/l", b'1', "Files/missing", b"");
-                finish(t)
-            },
+            archive(&[("Files/l", b'1', "Files/missing", b"")]),
             "Files/l",
         ),
         (
             "symlink escape",
-            {
-                let mut t = Vec::new();
-                raw_entry(&mut t, "Files/s", b'2', "../../../etc", b"");
-                finish(t)
-            },
+            archive(&[("Files/s", b'2', "../../../etc", b"")]),
             "Files/s",
         ),
         (
             "duplicate",
-            {
-                let mut t = Vec::new();
-                raw_entry(&mut t, "Files/A.txt", b'0', "", b"1");
-                raw_entry(&mut t, "Files/a.txt", b'0', "", b"2");
-                finish(t)
-            },
+            archive(&[
+                ("Files/A.txt", b'0', "", b"1"),
+                ("Files/a.txt", b'0', "", b"2"),
+            ]),
             "Files/a.txt",
         ),
         (
             "oversized pax",
-            {
-                let mut t = Vec::new();
-                raw_pax(&mut t, "MSWINDOWS.rawsd", &"A".repeat(300 << 10));
-                raw_entry(&mut t, "Files/x", b'0', "", b"");
-                finish(t)
-            },
+            with_pax("MSWINDOWS.rawsd", &oversized, "Files/x"),
             "PaxHeader",
         ),
         (
             "bad rawsd",
-            {
-                let mut t = Vec::new();
-                raw_pax(&mut t, "MSWINDOWS.rawsd", "!!notbase64");
-                raw_entry(&mut t, "Files/x", b'0', "", b"");
-                finish(t)
-            },
+            with_pax("MSWINDOWS.rawsd", "!!notbase64", "Files/x"),
             "Files/x",
         ),
     ];
