@@ -39,6 +39,8 @@ pub enum PullError {
          --allow-nondistributable-artifacts to fetch it from there"
     )]
     ForeignLayer { digest: String, url: String },
+    #[error("layer {digest} could not be unpacked: {reason}")]
+    Unpack { digest: String, reason: String },
     #[error("layer {digest}: the connection kept dropping ({attempts} attempts): {last}")]
     Interrupted {
         digest: String,
@@ -94,6 +96,13 @@ pub trait PullObserver: Send + Sync {
     fn layer(&self, event: LayerEvent);
 }
 
+/// Receives each layer once it is stored and verified, with its diff ID, so unpacking runs
+/// beside the downloads of the other layers. Blocking work is fine: it runs on the blocking
+/// pool.
+pub trait LayerSink: Send + Sync {
+    fn unpack(&self, blob: &std::path::Path, diff_id: &str) -> Result<(), String>;
+}
+
 /// An observer that ignores everything.
 #[derive(Debug, Default)]
 pub struct Quiet;
@@ -102,10 +111,20 @@ impl PullObserver for Quiet {
     fn layer(&self, _event: LayerEvent) {}
 }
 
-#[derive(Debug)]
 pub struct Puller {
     client: RegistryClient,
     store: ContentStore,
+    sink: Option<std::sync::Arc<dyn LayerSink>>,
+}
+
+impl std::fmt::Debug for Puller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Puller")
+            .field("client", &self.client)
+            .field("store", &self.store)
+            .field("unpacks", &self.sink.is_some())
+            .finish()
+    }
 }
 
 fn is_index(media_type: &str, bytes: &[u8]) -> bool {
@@ -118,7 +137,18 @@ fn is_index(media_type: &str, bytes: &[u8]) -> bool {
 
 impl Puller {
     pub fn new(client: RegistryClient, store: ContentStore) -> Self {
-        Self { client, store }
+        Self {
+            client,
+            store,
+            sink: None,
+        }
+    }
+
+    /// Unpacks every layer into `sink` as soon as it is downloaded.
+    #[must_use]
+    pub fn unpacking_into(mut self, sink: std::sync::Arc<dyn LayerSink>) -> Self {
+        self.sink = Some(sink);
+        self
     }
 
     pub fn store(&self) -> &ContentStore {
@@ -189,14 +219,22 @@ impl Puller {
         let layers: Vec<LayerJob> = manifest
             .layers()
             .iter()
-            .map(|l| LayerJob {
+            .enumerate()
+            .map(|(index, l)| LayerJob {
                 digest: l.digest().to_string(),
                 size: l.size(),
                 urls: l.urls().clone().unwrap_or_default(),
+                diff_id: config["rootfs"]["diff_ids"][index]
+                    .as_str()
+                    .map(str::to_owned),
             })
             .collect();
         let results: Vec<Result<(), PullError>> = futures_util::stream::iter(layers.iter())
-            .map(|layer| self.fetch_layer(registry, repository, layer, options, observer))
+            .map(|layer| async move {
+                self.fetch_layer(registry, repository, layer, options, observer)
+                    .await?;
+                self.unpack(layer).await
+            })
             .buffer_unordered(options.concurrency.max(1))
             .collect()
             .await;
@@ -217,6 +255,25 @@ impl Puller {
         };
         self.store.add_image(record.clone()).await?;
         Ok(record)
+    }
+
+    async fn unpack(&self, layer: &LayerJob) -> Result<(), PullError> {
+        let Some(sink) = self.sink.clone() else {
+            return Ok(());
+        };
+        let failure = |reason: String| PullError::Unpack {
+            digest: layer.digest.clone(),
+            reason,
+        };
+        let diff_id = layer
+            .diff_id
+            .clone()
+            .ok_or_else(|| failure("the image config has no diff ID for it".to_owned()))?;
+        let blob = self.store.blob_path(&layer.digest)?;
+        tokio::task::spawn_blocking(move || sink.unpack(&blob, &diff_id))
+            .await
+            .map_err(|e| failure(e.to_string()))?
+            .map_err(failure)
     }
 
     /// Picks the index entry for this host and fetches (and verifies) its manifest.
@@ -362,4 +419,6 @@ struct LayerJob {
     digest: String,
     size: u64,
     urls: Vec<String>,
+    /// From the config's `rootfs.diff_ids`, for the unpacker to verify against.
+    diff_id: Option<String>,
 }

@@ -132,6 +132,48 @@ async fn pulls_the_build_that_matches_the_host() {
     assert!(err.to_string().contains("10.0.20348.2700"), "{err}");
 }
 
+/// Unpacks into the portable layer store, as `pane pull` does off Windows.
+struct Unpack(pane_wclayer::LayerStore);
+
+impl pane_oci::pull::LayerSink for Unpack {
+    fn unpack(&self, blob: &std::path::Path, diff_id: &str) -> Result<(), String> {
+        let file = std::fs::File::open(blob).map_err(|e| e.to_string())?;
+        self.0
+            .unpack(file, diff_id)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulled_layers_are_unpacked_and_checked_against_their_diff_ids() {
+    let registry = Registry::start(None);
+    publish(&registry.host(), "windows/app", "v1", 64 << 10, None);
+    let dir = tempfile::tempdir().unwrap();
+    let store = ContentStore::open(&dir.path().join("content")).unwrap();
+    let layers = pane_wclayer::LayerStore::open(&dir.path().join("layers")).unwrap();
+    let puller = puller(&store, None).unpacking_into(std::sync::Arc::new(Unpack(layers.clone())));
+    let record = puller
+        .pull(
+            &reference(&registry.host(), "windows/app:v1"),
+            &pull_options(LTSC2022),
+            &Quiet,
+        )
+        .await
+        .unwrap();
+    let facts = store.image_facts(&record).await.unwrap();
+    let diff_ids: Vec<String> = facts.layers.iter().map(|l| l.diff_id.clone()).collect();
+    let chain = layers.chain(&diff_ids).unwrap();
+    assert_eq!(chain.len(), 2);
+    assert!(
+        chain[1]
+            .join("Files/Windows/System32/kernel32.dll")
+            .is_file(),
+        "the base layer is last in the chain"
+    );
+    assert!(chain[0].join("Files/app-2022.txt").is_file());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_auth_is_required_and_honoured() {
     let registry = Registry::start(Some(("pane", "s3cret")));

@@ -4,10 +4,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use pane_oci::credentials::CredentialSource;
-use pane_oci::pull::{PullOptions, Puller, Quiet};
+use pane_oci::pull::{LayerSink, PullOptions, Puller, Quiet};
 use pane_oci::registry::{RegistryClient, RegistryOptions};
 use pane_oci::store::ContentStore;
 use pane_spec::ImageReference;
+use pane_wclayer::LayerStore;
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, LoadArgs, PullArgs, RmiArgs, SaveArgs, TagArgs};
@@ -18,6 +19,47 @@ type Failure = Box<dyn std::error::Error>;
 
 pub fn store(root: &Path) -> Result<ContentStore, Failure> {
     Ok(ContentStore::open(&root.join("content"))?)
+}
+
+/// Unpacked layers, kept beside the content store. On Windows, layers are to be imported
+/// into HCS instead; that import is not built yet, so nothing is unpacked there.
+fn layer_store(root: &Path) -> Result<LayerStore, Failure> {
+    Ok(LayerStore::open(&root.join("layers"))?)
+}
+
+/// Unpacks pulled layers into the portable layer store, checking each diff ID.
+struct PortableLayers(LayerStore);
+
+impl LayerSink for PortableLayers {
+    fn unpack(&self, blob: &Path, diff_id: &str) -> Result<(), String> {
+        if self.0.has(diff_id) {
+            return Ok(());
+        }
+        let file = std::fs::File::open(blob).map_err(|e| format!("{}: {e}", blob.display()))?;
+        self.0
+            .unpack(file, diff_id)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Removes unpacked layers that no stored image uses any more.
+fn prune_layers(
+    root: &Path,
+    store: &ContentStore,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Vec<String>, Failure> {
+    let mut live = Vec::new();
+    for record in store.images()? {
+        live.extend(
+            runtime
+                .block_on(store.image_facts(&record))?
+                .layers
+                .into_iter()
+                .map(|l| l.diff_id),
+        );
+    }
+    Ok(layer_store(root)?.retain(&live)?)
 }
 
 fn parse_reference(text: &str) -> Result<ImageReference, String> {
@@ -53,7 +95,12 @@ pub fn pull(global: &GlobalArgs, args: &PullArgs) -> Result<ExitCode, Failure> {
         credentials,
         ..RegistryOptions::default()
     })?;
-    let puller = Puller::new(client, store(&global.root)?);
+    let mut puller = Puller::new(client, store(&global.root)?);
+    if cfg!(not(windows)) {
+        puller = puller.unpacking_into(std::sync::Arc::new(PortableLayers(layer_store(
+            &global.root,
+        )?)));
+    }
     let options = PullOptions {
         host_build,
         concurrency: args.concurrency,
@@ -132,12 +179,16 @@ pub fn rmi(global: &GlobalArgs, args: &RmiArgs) -> Result<ExitCode, Failure> {
         untagged.push(reference);
     }
     let pruned = runtime.block_on(store.prune())?;
+    let layers = prune_layers(&global.root, &store, &runtime)?;
     if global.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"untagged": untagged, "deleted": pruned.blobs, "space_reclaimed": pruned.bytes})
-            )?
+            serde_json::to_string_pretty(&serde_json::json!({
+                "untagged": untagged,
+                "deleted": pruned.blobs,
+                "layers_removed": layers,
+                "space_reclaimed": pruned.bytes
+            }))?
         );
     } else {
         for reference in untagged {
@@ -173,7 +224,10 @@ pub fn tag(global: &GlobalArgs, args: &TagArgs) -> Result<ExitCode, Failure> {
 }
 
 pub fn prune(global: &GlobalArgs) -> Result<ExitCode, Failure> {
-    let pruned = runtime()?.block_on(store(&global.root)?.prune())?;
+    let runtime = runtime()?;
+    let store = store(&global.root)?;
+    let pruned = runtime.block_on(store.prune())?;
+    prune_layers(&global.root, &store, &runtime)?;
     if global.json {
         println!("{}", serde_json::to_string_pretty(&pruned)?);
     } else {
