@@ -7,6 +7,14 @@ pub enum LayerError {
     Stream(String),
     #[error("the layer's content hashes to {actual}, but the image config says {expected}")]
     DiffId { expected: String, actual: String },
+    #[error("{call} on {path} failed with HRESULT 0x{hresult:08X}")]
+    Windows {
+        call: &'static str,
+        path: std::path::PathBuf,
+        hresult: u32,
+    },
+    #[error("vmcompute.dll is not usable ({0}); enable the Windows Containers feature")]
+    Unavailable(String),
     #[error("{context} ({path}): {source}")]
     Io {
         context: &'static str,

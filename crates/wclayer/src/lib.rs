@@ -16,6 +16,7 @@ pub mod entry;
 pub mod error;
 pub mod reader;
 pub mod store;
+pub mod sys;
 pub mod writer;
 
 pub use entry::{EntryKind, LayerEntry};
