@@ -8,6 +8,8 @@ mod id;
 pub mod isolation;
 pub mod plan;
 pub mod process;
+pub mod records;
+pub mod rollback;
 mod runtime;
 mod signal;
 mod state;

@@ -1,0 +1,245 @@
+//! Container records: what pane knows about each container, written atomically under
+//! `<root>/containers/` *before* each step that creates something on the host, so a crash
+//! at any point leaves a record saying what may exist and needs adopting or cleaning up.
+
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::RuntimeError;
+use crate::id::ContainerId;
+use crate::isolation::Isolation;
+
+/// Where a container is in its life, as the record keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Phase {
+    /// Host resources are being made; after a crash, whatever the record lists is undone.
+    Creating,
+    Created,
+    Running,
+    Exited {
+        code: i32,
+    },
+    /// Being removed; after a crash, removal is finished.
+    Removing,
+    Failed {
+        reason: String,
+    },
+}
+
+/// What exists on the host for a container, so it can be found again or released.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HostResources {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_system: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utility_vm: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scratch: Option<PathBuf>,
+    #[serde(default)]
+    pub scratch_activated: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<IpAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: ContainerId,
+    /// The owner tag (daemon name) of its compute systems.
+    pub owner: String,
+    #[serde(flatten)]
+    pub phase: Phase,
+    /// The service spec as JSON; [`ContainerRecord::spec`] validates it again on load.
+    pub spec: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_manifest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<Isolation>,
+    #[serde(default)]
+    pub resources: HostResources,
+    /// The HCS documents sent, by name, for `inspect`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub documents: Vec<(String, serde_json::Value)>,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl ContainerRecord {
+    pub fn new(id: ContainerId, owner: &str, spec: &pane_spec::ServiceSpec) -> Self {
+        Self {
+            id,
+            owner: owner.to_owned(),
+            phase: Phase::Creating,
+            spec: serde_json::to_value(spec).unwrap_or(serde_json::Value::Null),
+            image_manifest: None,
+            isolation: None,
+            resources: HostResources::default(),
+            documents: Vec::new(),
+            created_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    /// The spec, validated again (a record written by another pane version may not parse).
+    pub fn spec(&self) -> Result<pane_spec::ServiceSpec, RuntimeError> {
+        pane_spec::parse_service(&self.spec.to_string()).map_err(|e| RuntimeError::State {
+            path: self.id.to_string(),
+            reason: format!("its recorded spec no longer validates: {e}"),
+        })
+    }
+}
+
+/// The records directory.
+#[derive(Debug, Clone)]
+pub struct RecordStore {
+    dir: PathBuf,
+}
+
+fn state_error(path: &Path, reason: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::State {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+impl RecordStore {
+    pub fn open(root: &Path) -> Result<Self, RuntimeError> {
+        let dir = root.join("containers");
+        std::fs::create_dir_all(&dir).map_err(|e| state_error(&dir, e))?;
+        Ok(Self { dir })
+    }
+
+    fn path(&self, id: &ContainerId) -> PathBuf {
+        self.dir.join(format!("{id}.json"))
+    }
+
+    /// Write, fsync, rename, fsync the directory: after a crash the record is the old one or
+    /// the new one, never a torn mix.
+    pub fn save(&self, record: &ContainerRecord) -> Result<(), RuntimeError> {
+        let path = self.path(&record.id);
+        let temporary = self.dir.join(format!("{}.json.tmp", record.id));
+        let bytes = serde_json::to_vec_pretty(record).map_err(|e| state_error(&path, e))?;
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&temporary)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&temporary, &path)?;
+            #[cfg(unix)]
+            std::fs::File::open(&self.dir)?.sync_all()?;
+            Ok(())
+        };
+        write().map_err(|e| state_error(&path, e))
+    }
+
+    pub fn load(&self, id: &ContainerId) -> Result<ContainerRecord, RuntimeError> {
+        let path = self.path(id);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(RuntimeError::NotFound { id: id.to_string() });
+            }
+            Err(e) => return Err(state_error(&path, e)),
+        };
+        serde_json::from_slice(&bytes).map_err(|e| state_error(&path, e))
+    }
+
+    /// Every record; temporary files of interrupted writes are ignored.
+    pub fn list(&self) -> Result<Vec<ContainerRecord>, RuntimeError> {
+        let mut records = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)
+            .map_err(|e| state_error(&self.dir, e))?
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(id) = name
+                .strip_suffix(".json")
+                .and_then(|stem| stem.parse::<ContainerId>().ok())
+            else {
+                continue;
+            };
+            records.push(self.load(&id)?);
+        }
+        records.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(records)
+    }
+
+    /// Forgets a container; removing an absent record is not an error.
+    pub fn remove(&self, id: &ContainerId) -> Result<(), RuntimeError> {
+        match std::fs::remove_file(self.path(id)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(state_error(&self.path(id), e))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> pane_spec::ServiceSpec {
+        pane_spec::parse_service("image: mcr.microsoft.com/windows/nanoserver:ltsc2022\nresources: {cpu: 1.5, memory: 512Mi}\n")
+            .unwrap()
+    }
+
+    #[test]
+    fn records_round_trip_and_keep_the_spec_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RecordStore::open(dir.path()).unwrap();
+        let mut record = ContainerRecord::new(ContainerId::new("web", 1), "pane", &spec());
+        record.resources.scratch = Some(PathBuf::from(
+            r"C:\ProgramData\pane\containers\web-1\scratch",
+        ));
+        record.isolation = Some(Isolation::Process);
+        store.save(&record).unwrap();
+        assert_eq!(store.load(&record.id).unwrap(), record);
+        assert_eq!(store.load(&record.id).unwrap().spec().unwrap(), spec());
+
+        record.phase = Phase::Exited { code: 3 };
+        store.save(&record).unwrap();
+        assert_eq!(
+            store.load(&record.id).unwrap().phase,
+            Phase::Exited { code: 3 }
+        );
+    }
+
+    #[test]
+    fn list_skips_interrupted_writes_and_remove_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RecordStore::open(dir.path()).unwrap();
+        for (service, replica) in [("web", 2), ("api", 1), ("web", 1)] {
+            store
+                .save(&ContainerRecord::new(
+                    ContainerId::new(service, replica),
+                    "pane",
+                    &spec(),
+                ))
+                .unwrap();
+        }
+        std::fs::write(dir.path().join("containers/web-3.json.tmp"), b"{half").unwrap();
+        let ids: Vec<String> = store
+            .list()
+            .unwrap()
+            .iter()
+            .map(|r| r.id.to_string())
+            .collect();
+        assert_eq!(ids, ["api-1", "web-1", "web-2"]);
+        store.remove(&ContainerId::new("web", 1)).unwrap();
+        store.remove(&ContainerId::new("web", 1)).unwrap();
+        assert!(matches!(
+            store.load(&ContainerId::new("web", 1)),
+            Err(RuntimeError::NotFound { .. })
+        ));
+    }
+}
