@@ -172,6 +172,18 @@ impl fmt::Debug for RegistryAuth {
     }
 }
 
+impl From<&RegistryAuth> for pane_oci::credentials::Credentials {
+    fn from(auth: &RegistryAuth) -> Self {
+        match auth {
+            RegistryAuth::Basic { username, password } => Self::Basic {
+                username: username.clone(),
+                password: password.expose().to_owned(),
+            },
+            RegistryAuth::Token(token) => Self::IdentityToken(token.expose().to_owned()),
+        }
+    }
+}
+
 /// A string that never prints: `Debug` and `Display` show `***`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -213,6 +225,21 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("bot"));
         assert!(!format!("{:?}", RegistryAuth::Token(Secret::new("tok-123"))).contains("tok-123"));
+    }
+
+    #[test]
+    fn inline_auth_becomes_registry_credentials() {
+        let auth = RegistryAuth::Basic {
+            username: "bot".into(),
+            password: Secret::new("pw"),
+        };
+        assert_eq!(
+            pane_oci::credentials::Credentials::from(&auth),
+            pane_oci::credentials::Credentials::Basic {
+                username: "bot".into(),
+                password: "pw".into()
+            }
+        );
     }
 
     #[test]
