@@ -1,6 +1,7 @@
 //! The pane runtime: the [`Runtime`] contract an orchestrator embeds, its domain types, and
 //! the policies that decide isolation and GPU assignment.
 
+pub mod backend;
 pub mod error;
 pub mod gpu;
 pub mod host;

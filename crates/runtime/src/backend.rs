@@ -1,0 +1,106 @@
+//! The seams between the runtime and the operating system. The runtime drives HCS only
+//! through [`Compute`], so every orchestration path, including each failure half way
+//! through a create, runs on Linux against a double that models HCS's states and errors;
+//! on Windows the implementation is a thin layer over `pane_hcs::sys`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pane_hcs::HcsEvent;
+use pane_hcs::hresult::HResult;
+use pane_hcs::schema::{
+    ComputeSystem, ModifySettingRequest, ProcessParameters, Properties, PropertyQuery,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+
+use crate::error::RuntimeError;
+
+/// A failed host call: which, and its HRESULT.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{call} failed with HRESULT {hresult}{}", if message.is_empty() { String::new() } else { format!(": {message}") })]
+pub struct HostError {
+    pub call: &'static str,
+    pub hresult: HResult,
+    pub message: String,
+}
+
+impl HostError {
+    pub fn new(call: &'static str, hresult: u32, message: impl Into<String>) -> Self {
+        Self {
+            call,
+            hresult: HResult(hresult),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<HostError> for RuntimeError {
+    fn from(e: HostError) -> Self {
+        RuntimeError::Host {
+            step: e.call.to_owned(),
+            hresult: Some(e.hresult.0),
+            message: e.to_string(),
+        }
+    }
+}
+
+pub trait ProcessInput: AsyncWrite + Send + Unpin {}
+impl<T: AsyncWrite + Send + Unpin> ProcessInput for T {}
+pub trait ProcessOutput: AsyncRead + Send + Unpin {}
+impl<T: AsyncRead + Send + Unpin> ProcessOutput for T {}
+
+/// A process started in a compute system, with the pipes it asked for.
+pub struct ProcessIo {
+    pub pid: u32,
+    pub stdin: Option<Box<dyn ProcessInput>>,
+    pub stdout: Option<Box<dyn ProcessOutput>>,
+    pub stderr: Option<Box<dyn ProcessOutput>>,
+}
+
+impl std::fmt::Debug for ProcessIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessIo")
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Events of one compute system and its processes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComputeEvent {
+    System(HcsEvent),
+    Process { pid: u32, event: HcsEvent },
+}
+
+/// The HCS operations the runtime uses, addressed by compute-system id.
+#[async_trait]
+pub trait Compute: Send + Sync {
+    async fn create(&self, id: &str, document: &ComputeSystem) -> Result<(), HostError>;
+    /// Attaches to a system created earlier (adoption after a restart).
+    async fn open(&self, id: &str) -> Result<(), HostError>;
+    async fn start(&self, id: &str) -> Result<(), HostError>;
+    /// Asks for a graceful shutdown; the exit arrives as an event.
+    async fn shutdown(&self, id: &str, timeout: Duration) -> Result<(), HostError>;
+    async fn terminate(&self, id: &str) -> Result<(), HostError>;
+    /// Lets go of the handle; the system itself is not touched.
+    async fn close(&self, id: &str);
+    async fn properties(&self, id: &str, query: &PropertyQuery) -> Result<Properties, HostError>;
+    async fn modify(&self, id: &str, request: &ModifySettingRequest) -> Result<(), HostError>;
+    async fn create_process(
+        &self,
+        id: &str,
+        parameters: &ProcessParameters,
+    ) -> Result<ProcessIo, HostError>;
+    /// A console event (`CtrlC`, `CtrlShutdown`), or terminate when `None`.
+    async fn signal_process(
+        &self,
+        id: &str,
+        pid: u32,
+        signal: Option<&str>,
+    ) -> Result<(), HostError>;
+    /// The system's and its processes' events from now on.
+    fn events(&self, id: &str) -> Result<mpsc::UnboundedReceiver<ComputeEvent>, HostError>;
+    /// Systems carrying `owner` as their owner tag.
+    async fn enumerate(&self, owner: &str) -> Result<Vec<Properties>, HostError>;
+}

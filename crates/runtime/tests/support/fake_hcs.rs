@@ -1,0 +1,446 @@
+//! A test double of HCS behind [`Compute`]: compute systems and processes with HCS's states,
+//! the HRESULTs HCS returns for calls in the wrong state, exit events, enumeration by owner,
+//! and failures injected into any named call. It runs no workload: tests write process
+//! output and decide when processes exit.
+#![allow(dead_code, clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pane_hcs::HcsEvent;
+use pane_hcs::schema::{
+    ComputeSystem, ModifySettingRequest, ProcessParameters, Properties, PropertyQuery,
+};
+use pane_runtime::backend::{Compute, ComputeEvent, HostError, ProcessIo};
+use tokio::io::{AsyncWriteExt, DuplexStream};
+use tokio::sync::mpsc;
+
+pub const HCS_E_INVALID_STATE: u32 = 0x8037_0105;
+pub const HCS_E_SYSTEM_NOT_FOUND: u32 = 0x8037_010E;
+pub const HCS_E_SYSTEM_ALREADY_EXISTS: u32 = 0x8037_010F;
+pub const HCS_E_SYSTEM_ALREADY_STOPPED: u32 = 0x8037_0110;
+pub const HCS_E_PROCESS_ALREADY_STOPPED: u32 = 0x8037_011F;
+pub const ERROR_NOT_FOUND: u32 = 0x8007_0490;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SystemState {
+    Created,
+    Running,
+    Stopped,
+}
+
+struct Process {
+    exit_code: Option<u32>,
+    stdout: Option<DuplexStream>,
+    stderr: Option<DuplexStream>,
+}
+
+struct System {
+    owner: String,
+    is_vm: bool,
+    runtime_id: String,
+    state: SystemState,
+    processes: HashMap<u32, Process>,
+    subscribers: Vec<mpsc::UnboundedSender<ComputeEvent>>,
+}
+
+impl System {
+    fn emit(&mut self, event: &ComputeEvent) {
+        self.subscribers.retain(|s| s.send(event.clone()).is_ok());
+    }
+
+    /// Every process exits with `code`, then the system.
+    fn stop(&mut self, code: u32) {
+        let live: Vec<u32> = self
+            .processes
+            .iter()
+            .filter(|(_, p)| p.exit_code.is_none())
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in live {
+            if let Some(process) = self.processes.get_mut(&pid) {
+                process.exit_code = Some(code);
+                process.stdout = None;
+                process.stderr = None;
+            }
+            self.emit(&ComputeEvent::Process {
+                pid,
+                event: HcsEvent::ProcessExited {
+                    exit_code: Some(code),
+                },
+            });
+        }
+        self.state = SystemState::Stopped;
+        self.emit(&ComputeEvent::System(HcsEvent::SystemExited {
+            status: None,
+            exit_type: None,
+        }));
+    }
+}
+
+struct Fault {
+    call: &'static str,
+    hresult: u32,
+    remaining: Option<u32>,
+}
+
+#[derive(Default)]
+struct State {
+    systems: HashMap<String, System>,
+    faults: Vec<Fault>,
+    calls: Vec<String>,
+    next_pid: u32,
+}
+
+#[derive(Default)]
+pub struct FakeHcs {
+    state: Mutex<State>,
+}
+
+impl FakeHcs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every later `call` fails with `hresult`.
+    pub fn fail(&self, call: &'static str, hresult: u32) {
+        self.lock().faults.push(Fault {
+            call,
+            hresult,
+            remaining: None,
+        });
+    }
+
+    /// The next `call` fails with `hresult`.
+    pub fn fail_once(&self, call: &'static str, hresult: u32) {
+        self.lock().faults.push(Fault {
+            call,
+            hresult,
+            remaining: Some(1),
+        });
+    }
+
+    /// Calls made so far, as `Call id`.
+    pub fn calls(&self) -> Vec<String> {
+        self.lock().calls.clone()
+    }
+
+    pub fn state_of(&self, id: &str) -> Option<SystemState> {
+        self.lock().systems.get(id).map(|s| s.state)
+    }
+
+    pub fn system_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.lock().systems.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Writes to a process's stdout, as the workload would.
+    pub async fn write_stdout(&self, id: &str, pid: u32, bytes: &[u8]) {
+        let stream = {
+            let mut state = self.lock();
+            state
+                .systems
+                .get_mut(id)
+                .and_then(|s| s.processes.get_mut(&pid))
+                .and_then(|p| p.stdout.take())
+        };
+        if let Some(mut stream) = stream {
+            stream.write_all(bytes).await.unwrap();
+            if let Some(process) = self
+                .lock()
+                .systems
+                .get_mut(id)
+                .and_then(|s| s.processes.get_mut(&pid))
+            {
+                process.stdout = Some(stream);
+            }
+        }
+    }
+
+    /// The workload exits with `code`: pipes close and an exit event is sent.
+    pub fn exit_process(&self, id: &str, pid: u32, code: u32) {
+        let mut state = self.lock();
+        let Some(system) = state.systems.get_mut(id) else {
+            return;
+        };
+        if let Some(process) = system.processes.get_mut(&pid) {
+            process.exit_code = Some(code);
+            process.stdout = None;
+            process.stderr = None;
+            system.emit(&ComputeEvent::Process {
+                pid,
+                event: HcsEvent::ProcessExited {
+                    exit_code: Some(code),
+                },
+            });
+        }
+    }
+
+    /// Checks injected faults, then logs the call.
+    fn enter(
+        &self,
+        call: &'static str,
+        id: &str,
+    ) -> Result<std::sync::MutexGuard<'_, State>, HostError> {
+        let mut state = self.lock();
+        state.calls.push(format!("{call} {id}"));
+        if let Some(index) = state
+            .faults
+            .iter()
+            .position(|f| f.call == call && f.remaining != Some(0))
+        {
+            let fault = &mut state.faults[index];
+            if let Some(n) = fault.remaining.as_mut() {
+                *n -= 1;
+            }
+            let hresult = fault.hresult;
+            return Err(HostError::new(call, hresult, "injected"));
+        }
+        Ok(state)
+    }
+}
+
+fn system<'a>(
+    state: &'a mut State,
+    call: &'static str,
+    id: &str,
+) -> Result<&'a mut System, HostError> {
+    state.systems.get_mut(id).ok_or_else(|| {
+        HostError::new(
+            call,
+            HCS_E_SYSTEM_NOT_FOUND,
+            format!("no compute system {id}"),
+        )
+    })
+}
+
+#[async_trait]
+impl Compute for FakeHcs {
+    async fn create(&self, id: &str, document: &ComputeSystem) -> Result<(), HostError> {
+        let mut state = self.enter("HcsCreateComputeSystem", id)?;
+        if state.systems.contains_key(id) {
+            return Err(HostError::new(
+                "HcsCreateComputeSystem",
+                HCS_E_SYSTEM_ALREADY_EXISTS,
+                id.to_owned(),
+            ));
+        }
+        let is_vm = document.virtual_machine.is_some();
+        let runtime_id = format!(
+            "{:08x}-0000-4000-8000-{:012x}",
+            state.systems.len() + 1,
+            id.len()
+        );
+        state.systems.insert(
+            id.to_owned(),
+            System {
+                owner: document.owner.clone().unwrap_or_default(),
+                is_vm,
+                runtime_id,
+                state: SystemState::Created,
+                processes: HashMap::new(),
+                subscribers: Vec::new(),
+            },
+        );
+        Ok(())
+    }
+
+    async fn open(&self, id: &str) -> Result<(), HostError> {
+        let mut state = self.enter("HcsOpenComputeSystem", id)?;
+        system(&mut state, "HcsOpenComputeSystem", id).map(drop)
+    }
+
+    async fn start(&self, id: &str) -> Result<(), HostError> {
+        let mut state = self.enter("HcsStartComputeSystem", id)?;
+        let system = system(&mut state, "HcsStartComputeSystem", id)?;
+        match system.state {
+            SystemState::Created => {
+                system.state = SystemState::Running;
+                Ok(())
+            }
+            SystemState::Running => Err(HostError::new(
+                "HcsStartComputeSystem",
+                HCS_E_INVALID_STATE,
+                "already running",
+            )),
+            SystemState::Stopped => Err(HostError::new(
+                "HcsStartComputeSystem",
+                HCS_E_SYSTEM_ALREADY_STOPPED,
+                "stopped",
+            )),
+        }
+    }
+
+    async fn shutdown(&self, id: &str, _timeout: Duration) -> Result<(), HostError> {
+        let mut state = self.enter("HcsShutDownComputeSystem", id)?;
+        let system = system(&mut state, "HcsShutDownComputeSystem", id)?;
+        if system.state == SystemState::Stopped {
+            return Err(HostError::new(
+                "HcsShutDownComputeSystem",
+                HCS_E_SYSTEM_ALREADY_STOPPED,
+                "stopped",
+            ));
+        }
+        system.stop(0);
+        Ok(())
+    }
+
+    async fn terminate(&self, id: &str) -> Result<(), HostError> {
+        let mut state = self.enter("HcsTerminateComputeSystem", id)?;
+        let system = system(&mut state, "HcsTerminateComputeSystem", id)?;
+        if system.state == SystemState::Stopped {
+            return Err(HostError::new(
+                "HcsTerminateComputeSystem",
+                HCS_E_SYSTEM_ALREADY_STOPPED,
+                "stopped",
+            ));
+        }
+        system.stop(1);
+        Ok(())
+    }
+
+    /// A stopped system disappears once its last handle is closed, as in HCS.
+    async fn close(&self, id: &str) {
+        let mut state = self.lock();
+        state.calls.push(format!("HcsCloseComputeSystem {id}"));
+        if state
+            .systems
+            .get(id)
+            .is_some_and(|s| s.state == SystemState::Stopped)
+        {
+            state.systems.remove(id);
+        }
+    }
+
+    async fn properties(&self, id: &str, _query: &PropertyQuery) -> Result<Properties, HostError> {
+        let mut state = self.enter("HcsGetComputeSystemProperties", id)?;
+        let system = system(&mut state, "HcsGetComputeSystemProperties", id)?;
+        Ok(Properties {
+            id: Some(id.to_owned()),
+            owner: Some(system.owner.clone()),
+            system_type: Some(
+                if system.is_vm {
+                    "VirtualMachine"
+                } else {
+                    "Container"
+                }
+                .to_owned(),
+            ),
+            runtime_id: system.is_vm.then(|| system.runtime_id.clone()),
+            state: Some(format!("{:?}", system.state)),
+            stopped: Some(system.state == SystemState::Stopped),
+            ..Properties::default()
+        })
+    }
+
+    async fn modify(&self, id: &str, _request: &ModifySettingRequest) -> Result<(), HostError> {
+        let mut state = self.enter("HcsModifyComputeSystem", id)?;
+        let system = system(&mut state, "HcsModifyComputeSystem", id)?;
+        if system.state != SystemState::Running {
+            return Err(HostError::new(
+                "HcsModifyComputeSystem",
+                HCS_E_INVALID_STATE,
+                "not running",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn create_process(
+        &self,
+        id: &str,
+        parameters: &ProcessParameters,
+    ) -> Result<ProcessIo, HostError> {
+        let mut state = self.enter("HcsCreateProcess", id)?;
+        state.next_pid += 4;
+        let pid = 1000 + state.next_pid;
+        let system = system(&mut state, "HcsCreateProcess", id)?;
+        if system.state != SystemState::Running {
+            return Err(HostError::new(
+                "HcsCreateProcess",
+                HCS_E_INVALID_STATE,
+                "not running",
+            ));
+        }
+        let pipe = |wanted: bool| wanted.then(|| tokio::io::duplex(64 << 10));
+        let (stdout, stderr) = (
+            pipe(parameters.create_std_out_pipe),
+            pipe(parameters.create_std_err_pipe),
+        );
+        let (stdout_host, stdout_workload) =
+            stdout.map_or((None, None), |(a, b)| (Some(a), Some(b)));
+        let (stderr_host, stderr_workload) =
+            stderr.map_or((None, None), |(a, b)| (Some(a), Some(b)));
+        system.processes.insert(
+            pid,
+            Process {
+                exit_code: None,
+                stdout: stdout_workload,
+                stderr: stderr_workload,
+            },
+        );
+        Ok(ProcessIo {
+            pid,
+            stdin: None,
+            stdout: stdout_host.map(|s| Box::new(s) as _),
+            stderr: stderr_host.map(|s| Box::new(s) as _),
+        })
+    }
+
+    async fn signal_process(
+        &self,
+        id: &str,
+        pid: u32,
+        _signal: Option<&str>,
+    ) -> Result<(), HostError> {
+        let mut state = self.enter("HcsSignalProcess", id)?;
+        let system = system(&mut state, "HcsSignalProcess", id)?;
+        let process = system.processes.get_mut(&pid).ok_or_else(|| {
+            HostError::new("HcsSignalProcess", ERROR_NOT_FOUND, "no such process")
+        })?;
+        if process.exit_code.is_some() {
+            return Err(HostError::new(
+                "HcsSignalProcess",
+                HCS_E_PROCESS_ALREADY_STOPPED,
+                "exited",
+            ));
+        }
+        process.exit_code = Some(1);
+        process.stdout = None;
+        process.stderr = None;
+        system.emit(&ComputeEvent::Process {
+            pid,
+            event: HcsEvent::ProcessExited { exit_code: Some(1) },
+        });
+        Ok(())
+    }
+
+    fn events(&self, id: &str) -> Result<mpsc::UnboundedReceiver<ComputeEvent>, HostError> {
+        let mut state = self.enter("HcsSetComputeSystemCallback", id)?;
+        let system = system(&mut state, "HcsSetComputeSystemCallback", id)?;
+        let (sender, receiver) = mpsc::unbounded_channel();
+        system.subscribers.push(sender);
+        Ok(receiver)
+    }
+
+    async fn enumerate(&self, owner: &str) -> Result<Vec<Properties>, HostError> {
+        let state = self.enter("HcsEnumerateComputeSystems", owner)?;
+        let mut found: Vec<Properties> = state
+            .systems
+            .iter()
+            .filter(|(_, s)| s.owner == owner)
+            .map(|(id, s)| Properties {
+                id: Some(id.clone()),
+                owner: Some(s.owner.clone()),
+                ..Properties::default()
+            })
+            .collect();
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(found)
+    }
+}

@@ -1,0 +1,2 @@
+//! Test support shared by the runtime tests.
+pub mod fake_hcs;
