@@ -9,6 +9,7 @@ use pane_oci::pull::{LayerEvent, PullObserver};
 
 pub struct PullProgress {
     bars: Option<MultiProgress>,
+    quiet: bool,
     layers: Mutex<HashMap<String, ProgressBar>>,
 }
 
