@@ -20,6 +20,7 @@ impl PullProgress {
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         Self {
             bars,
+            quiet,
             layers: Mutex::default(),
         }
     }
