@@ -43,10 +43,15 @@ fn short(digest: &str) -> &str {
 
 impl PullObserver for PullProgress {
     fn platform(&self, note: &str) {
-        eprintln!("note: {note}");
+        if !self.quiet {
+            eprintln!("note: {note}");
+        }
     }
 
     fn layer(&self, event: LayerEvent) {
+        if self.quiet {
+            return;
+        }
         let Ok(mut layers) = self.layers.lock() else {
             return;
         };
