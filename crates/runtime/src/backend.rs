@@ -104,3 +104,22 @@ pub trait Compute: Send + Sync {
     /// Systems carrying `owner` as their owner tag.
     async fn enumerate(&self, owner: &str) -> Result<Vec<Properties>, HostError>;
 }
+
+/// Scratch-layer operations (vmcompute on Windows). Parents are never activated: only the
+/// scratch is, over its parents.
+#[async_trait]
+pub trait Layers: Send + Sync {
+    async fn create_scratch(
+        &self,
+        scratch: &std::path::Path,
+        parents: &[std::path::PathBuf],
+    ) -> Result<(), HostError>;
+    /// Activates and prepares the scratch; returns its volume path.
+    async fn activate(
+        &self,
+        scratch: &std::path::Path,
+        parents: &[std::path::PathBuf],
+    ) -> Result<String, HostError>;
+    async fn deactivate(&self, scratch: &std::path::Path) -> Result<(), HostError>;
+    async fn destroy(&self, scratch: &std::path::Path) -> Result<(), HostError>;
+}

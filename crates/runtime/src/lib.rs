@@ -9,6 +9,7 @@ mod id;
 pub mod isolation;
 pub mod plan;
 pub mod process;
+pub mod process_runtime;
 pub mod records;
 pub mod rollback;
 mod runtime;

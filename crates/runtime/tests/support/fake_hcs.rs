@@ -139,6 +139,18 @@ impl FakeHcs {
         ids
     }
 
+    /// Processes started in `id`, oldest first.
+    pub fn process_ids(&self, id: &str) -> Vec<u32> {
+        let mut pids: Vec<u32> = self
+            .lock()
+            .systems
+            .get(id)
+            .map(|s| s.processes.keys().copied().collect())
+            .unwrap_or_default();
+        pids.sort_unstable();
+        pids
+    }
+
     /// Writes to a process's stdout, as the workload would.
     pub async fn write_stdout(&self, id: &str, pid: u32, bytes: &[u8]) {
         let stream = {

@@ -1,2 +1,3 @@
 //! Test support shared by the runtime tests.
 pub mod fake_hcs;
+pub mod fake_layers;

@@ -1,0 +1,347 @@
+//! The process-isolated container lifecycle over the [`Compute`] and [`Layers`] seams:
+//! create (scratch, activation, compute system; every step undone on failure), start (the
+//! workload, its exit watched through events), wait, stop, remove. Records are saved before
+//! each step that creates something.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use pane_hcs::HcsEvent;
+use pane_hcs::doc::{LayerRef, ProcessContainerInput, process_container};
+use pane_oci::ImageFacts;
+use pane_spec::ServiceSpec;
+use tokio::sync::watch;
+
+use crate::backend::{Compute, ComputeEvent, Layers};
+use crate::error::RuntimeError;
+use crate::id::ContainerId;
+use crate::isolation::Isolation;
+use crate::process::init_process;
+use crate::records::{ContainerRecord, Phase, RecordStore};
+use crate::rollback::Rollback;
+use crate::state::{WaitOutcome, WaitReason};
+
+/// Where things go on the host.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// Directory of per-container folders (scratch layers live there).
+    pub containers: PathBuf,
+    pub owner: String,
+    pub host_processors: u32,
+}
+
+pub struct ProcessRuntime {
+    compute: Arc<dyn Compute>,
+    layers: Arc<dyn Layers>,
+    records: RecordStore,
+    layout: Layout,
+    /// Exit outcomes of started containers, published by their watcher tasks.
+    exits: Mutex<HashMap<ContainerId, watch::Receiver<Option<WaitOutcome>>>>,
+}
+
+impl std::fmt::Debug for ProcessRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessRuntime")
+            .field("records", &self.records)
+            .field("layout", &self.layout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProcessRuntime {
+    pub fn new(
+        compute: Arc<dyn Compute>,
+        layers: Arc<dyn Layers>,
+        records: RecordStore,
+        layout: Layout,
+    ) -> Self {
+        Self {
+            compute,
+            layers,
+            records,
+            layout,
+            exits: Mutex::default(),
+        }
+    }
+
+    fn scratch(&self, id: &ContainerId) -> PathBuf {
+        self.layout.containers.join(id.to_string()).join("scratch")
+    }
+
+    /// Creates the container: record, scratch layer over `chain` (topmost first),
+    /// activation, compute system. On failure every completed step is undone and the record
+    /// removed; the error names the step.
+    pub async fn create(
+        &self,
+        id: &ContainerId,
+        spec: &ServiceSpec,
+        image: &ImageFacts,
+        chain: &[LayerRef],
+    ) -> Result<(), RuntimeError> {
+        if self.records.load(id).is_ok() {
+            return Err(RuntimeError::AlreadyExists { id: id.to_string() });
+        }
+        let mut record = ContainerRecord::new(id.clone(), &self.layout.owner, spec);
+        record.image_manifest = Some(image.manifest_digest.clone());
+        record.isolation = Some(Isolation::Process);
+        let scratch = self.scratch(id);
+        record.resources.scratch = Some(scratch.clone());
+        self.records.save(&record)?;
+        let mut rollback = Rollback::new();
+        match self
+            .create_steps(&mut rollback, &mut record, spec, chain, &scratch)
+            .await
+        {
+            Ok(()) => {
+                rollback.commit();
+                Ok(())
+            }
+            Err(error) => {
+                rollback.unwind().await;
+                if rollback.leftovers.is_empty() {
+                    self.records.remove(id)?;
+                } else {
+                    // Keep the record so a later reconcile can finish the cleanup.
+                    record.phase = Phase::Failed {
+                        reason: format!("{error}; left behind: {}", rollback.leftovers.join("; ")),
+                    };
+                    self.records.save(&record)?;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn create_steps(
+        &self,
+        rollback: &mut Rollback,
+        record: &mut ContainerRecord,
+        spec: &ServiceSpec,
+        chain: &[LayerRef],
+        scratch: &std::path::Path,
+    ) -> Result<(), RuntimeError> {
+        let parents: Vec<PathBuf> = chain.iter().map(|l| PathBuf::from(&l.path)).collect();
+        let layers = Arc::clone(&self.layers);
+        let undo_scratch = scratch.to_owned();
+        rollback
+            .step(
+                "create scratch layer",
+                async { Ok(self.layers.create_scratch(scratch, &parents).await?) },
+                move || async move { Ok(layers.destroy(&undo_scratch).await?) },
+            )
+            .await?;
+        let layers = Arc::clone(&self.layers);
+        let undo_scratch = scratch.to_owned();
+        let volume = rollback
+            .step(
+                "activate scratch layer",
+                async { Ok(self.layers.activate(scratch, &parents).await?) },
+                move || async move { Ok(layers.deactivate(&undo_scratch).await?) },
+            )
+            .await?;
+        record.resources.scratch_activated = true;
+        let id = record.id.to_string();
+        let hostname = spec.hostname.clone().unwrap_or_else(|| id.clone());
+        let document = process_container(&ProcessContainerInput {
+            owner: &self.layout.owner,
+            hostname: &hostname,
+            layers: chain,
+            scratch_volume: &volume,
+            resources: &spec.resources,
+            host_processors: self.layout.host_processors,
+            network_namespace: None,
+            mounts: &spec.mounts,
+            gpu: spec.resources.gpu.is_some(),
+        });
+        record.documents = vec![(
+            "container".to_owned(),
+            serde_json::to_value(&document).unwrap_or_default(),
+        )];
+        record.resources.compute_system = Some(id.clone());
+        // Saved before the system exists, so a crash from here on finds it by the record.
+        self.records.save(record)?;
+        let compute = Arc::clone(&self.compute);
+        let undo_id = id.clone();
+        rollback
+            .step(
+                "create compute system",
+                async { Ok(self.compute.create(&id, &document).await?) },
+                move || async move {
+                    // Terminate may find it never started or already gone; close removes it.
+                    let _ = compute.terminate(&undo_id).await;
+                    compute.close(&undo_id).await;
+                    Ok(())
+                },
+            )
+            .await?;
+        record.phase = Phase::Created;
+        self.records.save(record)
+    }
+
+    /// Starts the system and launches the workload; its exit is watched through events.
+    pub async fn start(
+        &self,
+        id: &ContainerId,
+        spec: &ServiceSpec,
+        image: &ImageFacts,
+    ) -> Result<(), RuntimeError> {
+        let mut record = self.records.load(id)?;
+        if record.phase != Phase::Created {
+            return Err(RuntimeError::WrongState {
+                id: id.to_string(),
+                operation: "start",
+                state: format!("{:?}", record.phase),
+            });
+        }
+        let system = id.to_string();
+        let mut events = self.compute.events(&system)?;
+        self.compute.start(&system).await?;
+        let parameters = init_process(spec, image)?;
+        let process = match self.compute.create_process(&system, &parameters).await {
+            Ok(process) => process,
+            Err(e) => {
+                let _ = self.compute.terminate(&system).await;
+                return Err(e.into());
+            }
+        };
+        record.phase = Phase::Running;
+        record.started_at = Some(Utc::now());
+        self.records.save(&record)?;
+        let (publish, outcome) = watch::channel(None);
+        if let Ok(mut exits) = self.exits.lock() {
+            exits.insert(id.clone(), outcome);
+        }
+        let pid = process.pid;
+        let records = self.records.clone();
+        let id = id.clone();
+        // The workload's exit is the container's exit; the system's exit without it means
+        // the container was lost.
+        tokio::spawn(async move {
+            let outcome = loop {
+                match events.recv().await {
+                    Some(ComputeEvent::Process {
+                        pid: p,
+                        event: HcsEvent::ProcessExited { exit_code },
+                    }) if p == pid => {
+                        let code = exit_code.map_or(WaitOutcome::LOST_EXIT_CODE, |c| {
+                            i32::from_ne_bytes(c.to_ne_bytes())
+                        });
+                        break WaitOutcome::exited(code, Utc::now());
+                    }
+                    Some(ComputeEvent::System(
+                        HcsEvent::SystemExited { .. } | HcsEvent::ServiceDisconnect,
+                    ))
+                    | None => {
+                        break WaitOutcome::runtime_error(Utc::now());
+                    }
+                    Some(_) => {}
+                }
+            };
+            if let Ok(mut record) = records.load(&id) {
+                record.phase = Phase::Exited {
+                    code: outcome.exit_code,
+                };
+                record.finished_at = outcome.finished_at;
+                let _ = records.save(&record);
+            }
+            let _ = publish.send(Some(outcome));
+        });
+        drop(process);
+        Ok(())
+    }
+
+    /// Waits for the workload to end.
+    pub async fn wait(&self, id: &ContainerId) -> Result<WaitOutcome, RuntimeError> {
+        let receiver = self
+            .exits
+            .lock()
+            .ok()
+            .and_then(|exits| exits.get(id).cloned());
+        let Some(mut receiver) = receiver else {
+            let record = self.records.load(id)?;
+            return match record.phase {
+                Phase::Exited { code } => Ok(WaitOutcome {
+                    exit_code: code,
+                    reason: WaitReason::Exited,
+                    signal: None,
+                    finished_at: record.finished_at,
+                }),
+                phase => Err(RuntimeError::WrongState {
+                    id: id.to_string(),
+                    operation: "wait for",
+                    state: format!("{phase:?}"),
+                }),
+            };
+        };
+        let outcome = receiver
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| RuntimeError::Host {
+                step: "wait".into(),
+                hresult: None,
+                message: "the exit watcher stopped".into(),
+            })?
+            .clone();
+        outcome.ok_or_else(|| RuntimeError::Host {
+            step: "wait".into(),
+            hresult: None,
+            message: "no outcome".into(),
+        })
+    }
+
+    /// Graceful shutdown, then terminate if the workload is still there after `timeout`.
+    pub async fn stop(
+        &self,
+        id: &ContainerId,
+        timeout: Duration,
+    ) -> Result<WaitOutcome, RuntimeError> {
+        let system = id.to_string();
+        let graceful = self
+            .compute
+            .shutdown(&system, timeout.max(Duration::from_secs(1)))
+            .await;
+        let waited = tokio::time::timeout(timeout, self.wait(id)).await;
+        let (signal, outcome) = if let (Ok(()), Ok(outcome)) = (graceful, waited) {
+            ("SIGTERM", outcome?)
+        } else {
+            let _ = self.compute.terminate(&system).await;
+            ("SIGKILL", self.wait(id).await?)
+        };
+        Ok(WaitOutcome {
+            reason: WaitReason::Signal,
+            signal: Some(signal.to_owned()),
+            ..outcome
+        })
+    }
+
+    /// Removes the container and everything it holds on the host. A running container is
+    /// refused unless `force`.
+    pub async fn remove(&self, id: &ContainerId, force: bool) -> Result<(), RuntimeError> {
+        let mut record = self.records.load(id)?;
+        if record.phase == Phase::Running && !force {
+            return Err(RuntimeError::WrongState {
+                id: id.to_string(),
+                operation: "remove",
+                state: "running".into(),
+            });
+        }
+        record.phase = Phase::Removing;
+        self.records.save(&record)?;
+        let system = id.to_string();
+        let _ = self.compute.terminate(&system).await;
+        self.compute.close(&system).await;
+        if let Some(scratch) = &record.resources.scratch {
+            if record.resources.scratch_activated {
+                self.layers.deactivate(scratch).await?;
+            }
+            self.layers.destroy(scratch).await?;
+        }
+        if let Ok(mut exits) = self.exits.lock() {
+            exits.remove(id);
+        }
+        self.records.remove(id)
+    }
+}

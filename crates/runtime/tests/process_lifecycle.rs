@@ -1,0 +1,191 @@
+//! The process-isolated lifecycle against the HCS and layer doubles: the happy path, and a
+//! failure injected at every create step leaving nothing behind.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pane_hcs::doc::LayerRef;
+use pane_oci::ImageFacts;
+use pane_runtime::ContainerId;
+use pane_runtime::WaitReason;
+use pane_runtime::process_runtime::{Layout, ProcessRuntime};
+use pane_runtime::records::{Phase, RecordStore};
+use support::fake_hcs::FakeHcs;
+use support::fake_layers::FakeLayers;
+
+struct World {
+    hcs: Arc<FakeHcs>,
+    layers: Arc<FakeLayers>,
+    records: RecordStore,
+    runtime: ProcessRuntime,
+    _dir: tempfile::TempDir,
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let hcs = Arc::new(FakeHcs::default());
+    let layers = Arc::new(FakeLayers::default());
+    let records = RecordStore::open(dir.path()).unwrap();
+    let layout = Layout {
+        containers: dir.path().join("containers"),
+        owner: "pane".into(),
+        host_processors: 4,
+    };
+    let runtime = ProcessRuntime::new(hcs.clone(), layers.clone(), records.clone(), layout);
+    World {
+        hcs,
+        layers,
+        records,
+        runtime,
+        _dir: dir,
+    }
+}
+
+fn image() -> ImageFacts {
+    ImageFacts {
+        reference: "mcr.microsoft.com/windows/nanoserver:ltsc2022".into(),
+        manifest_digest: "sha256:0".into(),
+        os: "windows".into(),
+        architecture: "amd64".into(),
+        os_version: Some("10.0.20348.2700".into()),
+        entrypoint: vec![],
+        cmd: vec!["cmd.exe".into()],
+        env: vec![],
+        working_dir: None,
+        user: Some("ContainerUser".into()),
+        layers: vec![],
+        platform_note: None,
+    }
+}
+
+fn chain() -> Vec<LayerRef> {
+    vec![LayerRef {
+        id: "1f0e2d3c-4b5a-5968-8776-a5b4c3d2e1f0".into(),
+        path: r"C:\ProgramData\pane\layers\sha256-a0".into(),
+    }]
+}
+
+fn spec() -> pane_spec::ServiceSpec {
+    pane_spec::parse_service("image: mcr.microsoft.com/windows/nanoserver:ltsc2022\ncommand: {entrypoint: [cmd, /c, echo hi]}\n")
+        .unwrap()
+}
+
+fn assert_nothing_left(world: &World) {
+    assert!(
+        world.hcs.system_ids().is_empty(),
+        "compute systems left: {:?}",
+        world.hcs.system_ids()
+    );
+    assert!(
+        world.layers.layers().is_empty(),
+        "scratch layers left: {:?}",
+        world.layers.layers()
+    );
+    assert!(world.records.list().unwrap().is_empty(), "records left");
+}
+
+#[tokio::test]
+async fn create_start_wait_remove() {
+    let world = world();
+    let id = ContainerId::new("job", 1);
+    world
+        .runtime
+        .create(&id, &spec(), &image(), &chain())
+        .await
+        .unwrap();
+    assert_eq!(world.records.load(&id).unwrap().phase, Phase::Created);
+    assert_eq!(world.layers.layers().len(), 1);
+    world.runtime.start(&id, &spec(), &image()).await.unwrap();
+    assert_eq!(world.records.load(&id).unwrap().phase, Phase::Running);
+    let pid = world.hcs.process_ids("job-1")[0];
+    world.hcs.exit_process("job-1", pid, 3);
+    let outcome = tokio::time::timeout(Duration::from_secs(5), world.runtime.wait(&id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((outcome.exit_code, outcome.reason), (3, WaitReason::Exited));
+    assert_eq!(
+        world.records.load(&id).unwrap().phase,
+        Phase::Exited { code: 3 }
+    );
+    world.runtime.remove(&id, false).await.unwrap();
+    assert_nothing_left(&world);
+}
+
+#[tokio::test]
+async fn stop_shuts_down_and_the_exit_is_reported_as_a_signal() {
+    let world = world();
+    let id = ContainerId::new("web", 1);
+    world
+        .runtime
+        .create(&id, &spec(), &image(), &chain())
+        .await
+        .unwrap();
+    world.runtime.start(&id, &spec(), &image()).await.unwrap();
+    let refused = world.runtime.remove(&id, false).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("while it is running"),
+        "{refused}"
+    );
+    let outcome = world
+        .runtime
+        .stop(&id, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        (outcome.reason, outcome.signal.as_deref()),
+        (WaitReason::Signal, Some("SIGTERM"))
+    );
+    world.runtime.remove(&id, false).await.unwrap();
+    assert_nothing_left(&world);
+}
+
+#[tokio::test]
+async fn a_failure_at_every_create_step_leaves_nothing_behind() {
+    for (call, hresult) in [
+        ("CreateScratchLayer", 0x8007_0005),
+        ("ActivateLayer", 0x8007_0015),
+        ("HcsCreateComputeSystem", 0x8037_010D),
+    ] {
+        let world = world();
+        if call.starts_with("Hcs") {
+            world.hcs.fail_once(call, hresult);
+        } else {
+            world.layers.fail_once(call, hresult);
+        }
+        let err = world
+            .runtime
+            .create(&ContainerId::new("web", 1), &spec(), &image(), &chain())
+            .await
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains(call) && message.contains(&format!("{hresult:08X}")),
+            "{call}: {message}"
+        );
+        assert_nothing_left(&world);
+    }
+}
+
+#[tokio::test]
+async fn a_second_create_of_one_id_is_refused_and_changes_nothing() {
+    let world = world();
+    let id = ContainerId::new("web", 1);
+    world
+        .runtime
+        .create(&id, &spec(), &image(), &chain())
+        .await
+        .unwrap();
+    let err = world
+        .runtime
+        .create(&id, &spec(), &image(), &chain())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    assert_eq!(world.hcs.system_ids(), ["web-1"]);
+    world.runtime.remove(&id, true).await.unwrap();
+    assert_nothing_left(&world);
+}
