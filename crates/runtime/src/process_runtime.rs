@@ -24,6 +24,19 @@ use crate::records::{ContainerRecord, Phase, RecordStore};
 use crate::rollback::Rollback;
 use crate::state::{WaitOutcome, WaitReason};
 
+/// What [`ProcessRuntime::reconcile`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Running containers watched again.
+    pub adopted: Vec<ContainerId>,
+    /// Interrupted creates and removes whose leftovers were released.
+    pub cleaned: Vec<ContainerId>,
+    /// Containers whose compute system disappeared while pane was down.
+    pub lost: Vec<ContainerId>,
+    /// Compute systems with this owner tag and no record, terminated.
+    pub orphans: Vec<String>,
+}
+
 /// Where things go on the host.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -197,7 +210,7 @@ impl ProcessRuntime {
             });
         }
         let system = id.to_string();
-        let mut events = self.compute.events(&system)?;
+        let events = self.compute.events(&system)?;
         self.compute.start(&system).await?;
         let parameters = init_process(spec, image)?;
         let process = match self.compute.create_process(&system, &parameters).await {
@@ -209,12 +222,24 @@ impl ProcessRuntime {
         };
         record.phase = Phase::Running;
         record.started_at = Some(Utc::now());
+        record.resources.init_pid = Some(process.pid);
         self.records.save(&record)?;
+        self.watch_exit(id, process.pid, events);
+        drop(process);
+        Ok(())
+    }
+
+    /// Publishes the container's outcome when its workload (or the whole system) exits.
+    fn watch_exit(
+        &self,
+        id: &ContainerId,
+        pid: u32,
+        mut events: tokio::sync::mpsc::UnboundedReceiver<ComputeEvent>,
+    ) {
         let (publish, outcome) = watch::channel(None);
         if let Ok(mut exits) = self.exits.lock() {
             exits.insert(id.clone(), outcome);
         }
-        let pid = process.pid;
         let records = self.records.clone();
         let id = id.clone();
         // The workload's exit is the container's exit; the system's exit without it means
@@ -249,8 +274,6 @@ impl ProcessRuntime {
             }
             let _ = publish.send(Some(outcome));
         });
-        drop(process);
-        Ok(())
     }
 
     /// Waits for the workload to end.
@@ -315,6 +338,75 @@ impl ProcessRuntime {
             signal: Some(signal.to_owned()),
             ..outcome
         })
+    }
+
+    /// After a restart: adopts running containers it has records for (their exits are
+    /// watched again), finishes the cleanup of creates and removes that were interrupted,
+    /// and terminates compute systems carrying this owner tag that no record knows.
+    pub async fn reconcile(&self) -> Result<Reconciled, RuntimeError> {
+        let mut report = Reconciled::default();
+        let owned: Vec<String> = self
+            .compute
+            .enumerate(&self.layout.owner)
+            .await?
+            .into_iter()
+            .filter_map(|p| p.id)
+            .collect();
+        let records = self.records.list()?;
+        for record in &records {
+            let system = record.id.to_string();
+            let exists = owned.contains(&system);
+            match (&record.phase, exists, record.resources.init_pid) {
+                (Phase::Running, true, Some(pid)) => {
+                    self.compute.open(&system).await?;
+                    let events = self.compute.events(&system)?;
+                    self.watch_exit(&record.id, pid, events);
+                    report.adopted.push(record.id.clone());
+                }
+                (Phase::Creating | Phase::Removing | Phase::Failed { .. }, _, _) => {
+                    self.release(record, exists).await?;
+                    self.records.remove(&record.id)?;
+                    report.cleaned.push(record.id.clone());
+                }
+                (Phase::Running, false, _) => {
+                    let mut lost = record.clone();
+                    lost.phase = Phase::Exited {
+                        code: WaitOutcome::LOST_EXIT_CODE,
+                    };
+                    lost.finished_at = Some(Utc::now());
+                    self.records.save(&lost)?;
+                    report.lost.push(record.id.clone());
+                }
+                _ => {}
+            }
+        }
+        for system in owned {
+            let known = records.iter().any(|r| r.id.to_string() == system);
+            if !known {
+                let _ = self.compute.terminate(&system).await;
+                self.compute.close(&system).await;
+                report.orphans.push(system);
+            }
+        }
+        Ok(report)
+    }
+
+    /// Takes away whatever a record says may exist; absent pieces are fine.
+    async fn release(
+        &self,
+        record: &ContainerRecord,
+        system_exists: bool,
+    ) -> Result<(), RuntimeError> {
+        if system_exists {
+            let system = record.id.to_string();
+            let _ = self.compute.terminate(&system).await;
+            self.compute.close(&system).await;
+        }
+        if let Some(scratch) = &record.resources.scratch {
+            self.layers.deactivate(scratch).await?;
+            self.layers.destroy(scratch).await?;
+        }
+        Ok(())
     }
 
     /// Removes the container and everything it holds on the host. A running container is

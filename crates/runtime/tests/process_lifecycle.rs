@@ -21,7 +21,24 @@ struct World {
     layers: Arc<FakeLayers>,
     records: RecordStore,
     runtime: ProcessRuntime,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    /// A new pane process over the same host and state directory.
+    fn restarted(&self, owner: &str) -> ProcessRuntime {
+        let layout = Layout {
+            containers: self.dir.path().join("containers"),
+            owner: owner.into(),
+            host_processors: 4,
+        };
+        ProcessRuntime::new(
+            self.hcs.clone(),
+            self.layers.clone(),
+            self.records.clone(),
+            layout,
+        )
+    }
 }
 
 fn world() -> World {
@@ -40,7 +57,7 @@ fn world() -> World {
         layers,
         records,
         runtime,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -188,4 +205,92 @@ async fn a_second_create_of_one_id_is_refused_and_changes_nothing() {
     assert_eq!(world.hcs.system_ids(), ["web-1"]);
     world.runtime.remove(&id, true).await.unwrap();
     assert_nothing_left(&world);
+}
+
+#[tokio::test]
+async fn a_restart_adopts_running_containers_and_their_exits() {
+    let world = world();
+    let id = ContainerId::new("web", 1);
+    world
+        .runtime
+        .create(&id, &spec(), &image(), &chain())
+        .await
+        .unwrap();
+    world.runtime.start(&id, &spec(), &image()).await.unwrap();
+    let restarted = world.restarted("pane");
+    let report = restarted.reconcile().await.unwrap();
+    assert_eq!(report.adopted, std::slice::from_ref(&id));
+    let pid = world.hcs.process_ids("web-1")[0];
+    world.hcs.exit_process("web-1", pid, 5);
+    let outcome = tokio::time::timeout(Duration::from_secs(5), restarted.wait(&id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome.exit_code, 5);
+    restarted.remove(&id, false).await.unwrap();
+    assert_nothing_left(&world);
+}
+
+#[tokio::test]
+async fn a_crash_mid_create_is_cleaned_up_after_restart() {
+    let world = world();
+    let id = ContainerId::new("web", 1);
+    // pane dies right after the compute system was created: the record still says Creating.
+    world
+        .runtime
+        .create(&id, &spec(), &image(), &chain())
+        .await
+        .unwrap();
+    let mut record = world.records.load(&id).unwrap();
+    record.phase = Phase::Creating;
+    world.records.save(&record).unwrap();
+    let report = world.restarted("pane").reconcile().await.unwrap();
+    assert_eq!(report.cleaned, [id]);
+    assert_nothing_left(&world);
+}
+
+#[tokio::test]
+async fn orphans_of_this_owner_are_terminated_and_other_owners_left_alone() {
+    let world = world();
+    let stray = pane_hcs::schema::ComputeSystem {
+        owner: Some("pane".into()),
+        ..Default::default()
+    };
+    let neighbour = pane_hcs::schema::ComputeSystem {
+        owner: Some("pane-dev".into()),
+        ..Default::default()
+    };
+    pane_runtime::backend::Compute::create(&*world.hcs, "stray-1", &stray)
+        .await
+        .unwrap();
+    pane_runtime::backend::Compute::create(&*world.hcs, "theirs-1", &neighbour)
+        .await
+        .unwrap();
+    let report = world.restarted("pane").reconcile().await.unwrap();
+    assert_eq!(report.orphans, ["stray-1"]);
+    assert_eq!(world.hcs.system_ids(), ["theirs-1"]);
+}
+
+#[tokio::test]
+async fn a_container_whose_system_vanished_is_reported_lost() {
+    let world = world();
+    let id = ContainerId::new("web", 1);
+    world
+        .runtime
+        .create(&id, &spec(), &image(), &chain())
+        .await
+        .unwrap();
+    world.runtime.start(&id, &spec(), &image()).await.unwrap();
+    pane_runtime::backend::Compute::terminate(&*world.hcs, "web-1")
+        .await
+        .unwrap();
+    pane_runtime::backend::Compute::close(&*world.hcs, "web-1").await;
+    let restarted = world.restarted("pane");
+    let report = restarted.reconcile().await.unwrap();
+    assert_eq!(report.lost, std::slice::from_ref(&id));
+    assert_eq!(
+        world.records.load(&id).unwrap().phase,
+        Phase::Exited { code: -1 }
+    );
+    assert_eq!(restarted.wait(&id).await.unwrap().exit_code, -1);
 }
