@@ -16,6 +16,8 @@ mod runtime;
 mod signal;
 mod state;
 mod types;
+#[cfg(windows)]
+pub mod windows_backend;
 
 pub use error::{Result, RuntimeError};
 pub use id::{ContainerId, ContainerIdError};

@@ -1,0 +1,329 @@
+//! The seams on Windows: [`Compute`] over computecore (`pane_hcs::sys`) and [`Layers`] over
+//! vmcompute (`pane_wclayer::sys`). Thin by design: state, rollback and reconciliation live
+//! in the portable runtime. Compiled here; not yet run on a host.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pane_hcs::HcsError;
+use pane_hcs::schema::{
+    ComputeSystem, ModifySettingRequest, ProcessParameters, Properties, PropertyQuery,
+};
+use pane_hcs::sys;
+use tokio::sync::mpsc;
+
+use crate::backend::{Compute, ComputeEvent, HostError, Layers, ProcessIo};
+
+/// HCS's own create/start timeouts, as hcsshim sets them.
+const SYSTEM_TIMEOUT: Duration = Duration::from_secs(240);
+
+fn host_error(call: &'static str, e: &HcsError) -> HostError {
+    HostError::new(
+        call,
+        e.hresult().map_or(0x8000_4005, |h| h.0),
+        e.to_string(),
+    )
+}
+
+type Shared<T> = Arc<tokio::sync::Mutex<T>>;
+
+#[derive(Default)]
+struct Handles {
+    systems: HashMap<String, Shared<sys::ComputeSystem>>,
+    processes: HashMap<(String, u32), Shared<sys::Process>>,
+    subscribers: HashMap<String, Vec<mpsc::UnboundedSender<ComputeEvent>>>,
+}
+
+/// HCS on this host.
+#[derive(Default)]
+pub struct HcsCompute {
+    handles: Arc<Mutex<Handles>>,
+}
+
+impl std::fmt::Debug for HcsCompute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HcsCompute")
+    }
+}
+
+impl HcsCompute {
+    fn system(
+        &self,
+        call: &'static str,
+        id: &str,
+    ) -> Result<Shared<sys::ComputeSystem>, HostError> {
+        self.handles
+            .lock()
+            .ok()
+            .and_then(|h| h.systems.get(id).cloned())
+            .ok_or_else(|| {
+                HostError::new(call, 0x8037_010E, format!("no open compute system {id}"))
+            })
+    }
+
+    /// Forwards a handle's events to everyone subscribed to the system.
+    fn forward(
+        &self,
+        id: &str,
+        mut events: mpsc::UnboundedReceiver<pane_hcs::HcsEvent>,
+        pid: Option<u32>,
+    ) {
+        let handles = Arc::clone(&self.handles);
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                let event = match pid {
+                    Some(pid) => ComputeEvent::Process { pid, event },
+                    None => ComputeEvent::System(event),
+                };
+                if let Ok(mut handles) = handles.lock()
+                    && let Some(list) = handles.subscribers.get_mut(&id)
+                {
+                    list.retain(|s| s.send(event.clone()).is_ok());
+                }
+            }
+        });
+    }
+
+    fn adopt(&self, id: &str, mut system: sys::ComputeSystem) -> Result<(), HostError> {
+        let events = system
+            .events()
+            .map_err(|e| host_error("HcsSetComputeSystemCallback", &e))?;
+        self.forward(id, events, None);
+        if let Ok(mut handles) = self.handles.lock() {
+            handles
+                .systems
+                .insert(id.to_owned(), Arc::new(tokio::sync::Mutex::new(system)));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Compute for HcsCompute {
+    async fn create(&self, id: &str, document: &ComputeSystem) -> Result<(), HostError> {
+        let system = sys::ComputeSystem::create(id, document, Some(SYSTEM_TIMEOUT))
+            .await
+            .map_err(|e| host_error("HcsCreateComputeSystem", &e))?;
+        self.adopt(id, system)
+    }
+
+    async fn open(&self, id: &str) -> Result<(), HostError> {
+        let system = sys::ComputeSystem::open(id)
+            .await
+            .map_err(|e| host_error("HcsOpenComputeSystem", &e))?;
+        self.adopt(id, system)
+    }
+
+    async fn start(&self, id: &str) -> Result<(), HostError> {
+        let system = self.system("HcsStartComputeSystem", id)?;
+        let system = system.lock().await;
+        system
+            .start(Some(SYSTEM_TIMEOUT))
+            .await
+            .map_err(|e| host_error("HcsStartComputeSystem", &e))
+    }
+
+    async fn shutdown(&self, id: &str, timeout: Duration) -> Result<(), HostError> {
+        let system = self.system("HcsShutDownComputeSystem", id)?;
+        let system = system.lock().await;
+        system
+            .shutdown(Some(timeout))
+            .await
+            .map_err(|e| host_error("HcsShutDownComputeSystem", &e))
+    }
+
+    async fn terminate(&self, id: &str) -> Result<(), HostError> {
+        let system = self.system("HcsTerminateComputeSystem", id)?;
+        let system = system.lock().await;
+        system
+            .terminate(Some(SYSTEM_TIMEOUT))
+            .await
+            .map_err(|e| host_error("HcsTerminateComputeSystem", &e))
+    }
+
+    async fn close(&self, id: &str) {
+        if let Ok(mut handles) = self.handles.lock() {
+            handles.systems.remove(id);
+            handles.processes.retain(|(system, _), _| system != id);
+            handles.subscribers.remove(id);
+        }
+    }
+
+    async fn properties(&self, id: &str, query: &PropertyQuery) -> Result<Properties, HostError> {
+        let system = self.system("HcsGetComputeSystemProperties", id)?;
+        let system = system.lock().await;
+        system
+            .properties(query)
+            .await
+            .map_err(|e| host_error("HcsGetComputeSystemProperties", &e))
+    }
+
+    async fn modify(&self, id: &str, request: &ModifySettingRequest) -> Result<(), HostError> {
+        let system = self.system("HcsModifyComputeSystem", id)?;
+        let system = system.lock().await;
+        system
+            .modify(request)
+            .await
+            .map_err(|e| host_error("HcsModifyComputeSystem", &e))
+    }
+
+    async fn create_process(
+        &self,
+        id: &str,
+        parameters: &ProcessParameters,
+    ) -> Result<ProcessIo, HostError> {
+        let system = self.system("HcsCreateProcess", id)?;
+        let mut process = {
+            let system = system.lock().await;
+            system
+                .create_process(parameters)
+                .await
+                .map_err(|e| host_error("HcsCreateProcess", &e))?
+        };
+        let events = process
+            .events()
+            .map_err(|e| host_error("HcsSetProcessCallback", &e))?;
+        let pid = process.pid;
+        self.forward(id, events, Some(pid));
+        let io = ProcessIo {
+            pid,
+            stdin: process
+                .stdin
+                .take()
+                .map(|f| Box::new(tokio::fs::File::from_std(f)) as _),
+            stdout: process
+                .stdout
+                .take()
+                .map(|f| Box::new(tokio::fs::File::from_std(f)) as _),
+            stderr: process
+                .stderr
+                .take()
+                .map(|f| Box::new(tokio::fs::File::from_std(f)) as _),
+        };
+        if let Ok(mut handles) = self.handles.lock() {
+            handles.processes.insert(
+                (id.to_owned(), pid),
+                Arc::new(tokio::sync::Mutex::new(process)),
+            );
+        }
+        Ok(io)
+    }
+
+    async fn signal_process(
+        &self,
+        id: &str,
+        pid: u32,
+        signal: Option<&str>,
+    ) -> Result<(), HostError> {
+        let process = self
+            .handles
+            .lock()
+            .ok()
+            .and_then(|h| h.processes.get(&(id.to_owned(), pid)).cloned())
+            .ok_or_else(|| {
+                HostError::new(
+                    "HcsSignalProcess",
+                    0x8007_0490,
+                    format!("no process {pid} in {id}"),
+                )
+            })?;
+        let process = process.lock().await;
+        match signal {
+            Some(signal) => process
+                .signal(signal)
+                .await
+                .map_err(|e| host_error("HcsSignalProcess", &e)),
+            None => process
+                .terminate()
+                .await
+                .map_err(|e| host_error("HcsTerminateProcess", &e)),
+        }
+    }
+
+    fn events(&self, id: &str) -> Result<mpsc::UnboundedReceiver<ComputeEvent>, HostError> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let mut handles = self
+            .handles
+            .lock()
+            .map_err(|_| HostError::new("events", 0x8000_FFFF, "poisoned"))?;
+        if !handles.systems.contains_key(id) {
+            return Err(HostError::new(
+                "HcsSetComputeSystemCallback",
+                0x8037_010E,
+                format!("no open compute system {id}"),
+            ));
+        }
+        handles
+            .subscribers
+            .entry(id.to_owned())
+            .or_default()
+            .push(sender);
+        Ok(receiver)
+    }
+
+    async fn enumerate(&self, owner: &str) -> Result<Vec<Properties>, HostError> {
+        sys::enumerate(owner)
+            .await
+            .map_err(|e| host_error("HcsEnumerateComputeSystems", &e))
+    }
+}
+
+/// vmcompute's layer calls; they block, so they run on the blocking pool.
+#[derive(Debug, Default)]
+pub struct VmcomputeLayers;
+
+fn layer_error(call: &'static str, e: &pane_wclayer::LayerError) -> HostError {
+    let hresult = match e {
+        pane_wclayer::LayerError::Windows { hresult, .. } => *hresult,
+        _ => 0x8000_4005,
+    };
+    HostError::new(call, hresult, e.to_string())
+}
+
+async fn blocking<T: Send + 'static>(
+    call: &'static str,
+    f: impl FnOnce() -> Result<T, pane_wclayer::LayerError> + Send + 'static,
+) -> Result<T, HostError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(|e| layer_error(call, &e)),
+        Err(e) => Err(HostError::new(call, 0x8000_FFFF, e.to_string())),
+    }
+}
+
+#[async_trait]
+impl Layers for VmcomputeLayers {
+    async fn create_scratch(&self, scratch: &Path, parents: &[PathBuf]) -> Result<(), HostError> {
+        let (scratch, parents) = (scratch.to_owned(), parents.to_vec());
+        blocking("CreateSandboxLayer", move || {
+            pane_wclayer::sys::create_scratch(&scratch, &parents)
+        })
+        .await
+    }
+
+    async fn activate(&self, scratch: &Path, parents: &[PathBuf]) -> Result<String, HostError> {
+        let (scratch, parents) = (scratch.to_owned(), parents.to_vec());
+        blocking("ActivateLayer", move || {
+            pane_wclayer::sys::activate_and_prepare(&scratch, &parents)
+        })
+        .await
+    }
+
+    async fn deactivate(&self, scratch: &Path) -> Result<(), HostError> {
+        let scratch = scratch.to_owned();
+        blocking("DeactivateLayer", move || {
+            // Unprepare may find the layer was never prepared; deactivating is what matters.
+            let _ = pane_wclayer::sys::unprepare(&scratch);
+            pane_wclayer::sys::deactivate(&scratch)
+        })
+        .await
+    }
+
+    async fn destroy(&self, scratch: &Path) -> Result<(), HostError> {
+        let scratch = scratch.to_owned();
+        blocking("DestroyLayer", move || pane_wclayer::sys::destroy(&scratch)).await
+    }
+}
