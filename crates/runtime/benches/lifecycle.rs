@@ -9,13 +9,12 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pane_hcs::doc::LayerRef;
-use pane_oci::ImageFacts;
 use pane_runtime::ContainerId;
 use pane_runtime::process_runtime::{Layout, ProcessRuntime};
 use pane_runtime::records::RecordStore;
 use support::fake_hcs::FakeHcs;
 use support::fake_layers::FakeLayers;
+use support::fixtures;
 
 const CONTAINERS: u32 = 1000;
 
@@ -49,24 +48,7 @@ fn main() {
         let spec =
             pane_spec::parse_service("image: mcr.microsoft.com/windows/nanoserver:ltsc2022\n")
                 .unwrap();
-        let image = ImageFacts {
-            reference: "nanoserver".into(),
-            manifest_digest: "sha256:0".into(),
-            os: "windows".into(),
-            architecture: "amd64".into(),
-            os_version: Some("10.0.20348.2700".into()),
-            entrypoint: vec![],
-            cmd: vec!["cmd.exe".into()],
-            env: vec![],
-            working_dir: None,
-            user: None,
-            layers: vec![],
-            platform_note: None,
-        };
-        let chain = vec![LayerRef {
-            id: "1f0e2d3c-4b5a-5968-8776-a5b4c3d2e1f0".into(),
-            path: r"C:\layers\a0".into(),
-        }];
+        let (image, chain) = (fixtures::image(), fixtures::chain());
         let mut samples = Vec::with_capacity(CONTAINERS as usize);
         let mut rss = Vec::new();
         for replica in 0..CONTAINERS {

@@ -1,3 +1,4 @@
-//! Test support shared by the runtime tests.
+//! Test support shared by the runtime tests and benchmarks.
 pub mod fake_hcs;
 pub mod fake_layers;
+pub mod fixtures;
