@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::Utc;
 use pane_hcs::HcsEvent;
 use pane_hcs::doc::{LayerRef, ProcessContainerInput, process_container};
+use pane_hcs::schema::ProcessParameters;
 use pane_oci::ImageFacts;
 use pane_spec::ServiceSpec;
 use tokio::sync::watch;
@@ -22,7 +23,38 @@ use crate::isolation::Isolation;
 use crate::process::init_process;
 use crate::records::{ContainerRecord, Phase, RecordStore};
 use crate::rollback::Rollback;
+use crate::signal::Signal;
 use crate::state::{WaitOutcome, WaitReason};
+use crate::types::{ExecEvent, ExecEventStream, ExecOptions};
+
+/// Copies a pipe into the event channel as it arrives.
+async fn pump(
+    mut reader: Box<dyn crate::backend::ProcessOutput>,
+    sender: tokio::sync::mpsc::UnboundedSender<ExecEvent>,
+    wrap: fn(Vec<u8>) -> ExecEvent,
+) {
+    use tokio::io::AsyncReadExt as _;
+    let mut buffer = vec![0u8; 64 << 10];
+    while let Ok(n) = reader.read(&mut buffer).await {
+        if n == 0 || sender.send(wrap(buffer[..n].to_vec())).is_err() {
+            break;
+        }
+    }
+}
+
+/// An exec's events as a stream.
+struct Events(tokio::sync::mpsc::UnboundedReceiver<ExecEvent>);
+
+impl futures_core::Stream for Events {
+    type Item = ExecEvent;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<ExecEvent>> {
+        self.0.poll_recv(cx)
+    }
+}
 
 /// What [`ProcessRuntime::reconcile`] did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -338,6 +370,100 @@ impl ProcessRuntime {
             signal: Some(signal.to_owned()),
             ..outcome
         })
+    }
+
+    /// Delivers `signal` to the workload: SIGTERM and SIGINT become the console events
+    /// `CtrlShutdown` and `CtrlC`; SIGKILL terminates it.
+    pub async fn kill(&self, id: &ContainerId, signal: Signal) -> Result<(), RuntimeError> {
+        let record = self.records.load(id)?;
+        let pid = match (&record.phase, record.resources.init_pid) {
+            (Phase::Running, Some(pid)) => pid,
+            (phase, _) => {
+                return Err(RuntimeError::WrongState {
+                    id: id.to_string(),
+                    operation: "kill",
+                    state: format!("{phase:?}"),
+                });
+            }
+        };
+        let console_event = match signal {
+            Signal::Term => Some("CtrlShutdown"),
+            Signal::Int => Some("CtrlC"),
+            Signal::Kill => None,
+        };
+        Ok(self
+            .compute
+            .signal_process(&id.to_string(), pid, console_event)
+            .await?)
+    }
+
+    /// Runs a command in the running container; the stream carries its output and ends with
+    /// exactly one exit.
+    pub async fn exec(
+        &self,
+        id: &ContainerId,
+        options: &ExecOptions,
+    ) -> Result<ExecEventStream, RuntimeError> {
+        if options.command.is_empty() {
+            return Err(RuntimeError::invalid(
+                "exec command",
+                "is empty",
+                "give the program to run and its arguments",
+            ));
+        }
+        let record = self.records.load(id)?;
+        if record.phase != Phase::Running {
+            return Err(RuntimeError::WrongState {
+                id: id.to_string(),
+                operation: "exec in",
+                state: format!("{:?}", record.phase),
+            });
+        }
+        let system = id.to_string();
+        let mut events = self.compute.events(&system)?;
+        let parameters = ProcessParameters {
+            command_line: pane_hcs::command_line::join(&options.command),
+            environment: options.env.iter().cloned().collect(),
+            working_directory: options.working_dir.clone(),
+            user: options.user.clone(),
+            emulate_console: options.tty,
+            create_std_out_pipe: true,
+            create_std_err_pipe: !options.tty,
+            ..ProcessParameters::default()
+        };
+        let process = self.compute.create_process(&system, &parameters).await?;
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let pid = process.pid;
+        let out = process
+            .stdout
+            .map(|reader| tokio::spawn(pump(reader, sender.clone(), ExecEvent::Stdout)));
+        let err = process
+            .stderr
+            .map(|reader| tokio::spawn(pump(reader, sender.clone(), ExecEvent::Stderr)));
+        tokio::spawn(async move {
+            let code = loop {
+                match events.recv().await {
+                    Some(ComputeEvent::Process {
+                        pid: p,
+                        event: HcsEvent::ProcessExited { exit_code },
+                    }) if p == pid => {
+                        break exit_code.map_or(WaitOutcome::LOST_EXIT_CODE, |c| {
+                            i32::from_ne_bytes(c.to_ne_bytes())
+                        });
+                    }
+                    Some(ComputeEvent::System(HcsEvent::SystemExited { .. })) | None => {
+                        break WaitOutcome::LOST_EXIT_CODE;
+                    }
+                    Some(_) => {}
+                }
+            };
+            // All output first, then the exit, so the stream's order is the process's.
+            for pump in [out, err].into_iter().flatten() {
+                let _ = pump.await;
+            }
+            let _ = sender.send(ExecEvent::Exit(code));
+        });
+        Ok(Box::pin(Events(receiver)))
     }
 
     /// After a restart: adopts running containers it has records for (their exits are

@@ -269,3 +269,83 @@ async fn a_container_whose_system_vanished_is_reported_lost() {
     );
     assert_eq!(restarted.wait(&id).await.unwrap().exit_code, -1);
 }
+
+#[tokio::test]
+async fn exec_streams_output_and_ends_with_the_exit_code() {
+    let world = world();
+    let id = ContainerId::new("web", 1);
+    world
+        .runtime
+        .create(&id, &spec(), &image(), &chain())
+        .await
+        .unwrap();
+    let options = pane_runtime::ExecOptions::command(["cmd", "/c", "echo hello world"]);
+    let Err(refused) = world.runtime.exec(&id, &options).await else {
+        panic!("exec before start")
+    };
+    assert!(
+        refused.to_string().contains("exec in"),
+        "not before start: {refused}"
+    );
+    world.runtime.start(&id, &spec(), &image()).await.unwrap();
+    let Err(empty) = world
+        .runtime
+        .exec(&id, &pane_runtime::ExecOptions::default())
+        .await
+    else {
+        panic!("an empty command")
+    };
+    assert!(empty.to_string().contains("exec command"), "{empty}");
+
+    let stream = world.runtime.exec(&id, &options).await.unwrap();
+    let pid = *world.hcs.process_ids("web-1").last().unwrap();
+    world
+        .hcs
+        .write_stdout("web-1", pid, b"hello world\r\n")
+        .await;
+    world.hcs.exit_process("web-1", pid, 4);
+    let output = tokio::time::timeout(Duration::from_secs(5), pane_runtime::collect_exec(stream))
+        .await
+        .unwrap();
+    assert_eq!(
+        (output.exit_code, output.stdout.as_slice()),
+        (4, &b"hello world\r\n"[..])
+    );
+    assert_eq!(
+        world.hcs.command_lines().last().unwrap(),
+        r#"cmd /c "echo hello world""#
+    );
+}
+
+#[tokio::test]
+async fn kill_maps_signals_to_console_events_or_termination() {
+    let world = world();
+    let id = ContainerId::new("web", 1);
+    world
+        .runtime
+        .create(&id, &spec(), &image(), &chain())
+        .await
+        .unwrap();
+    world.runtime.start(&id, &spec(), &image()).await.unwrap();
+    let pid = world.hcs.process_ids("web-1")[0];
+    world
+        .runtime
+        .kill(&id, pane_runtime::Signal::Int)
+        .await
+        .unwrap();
+    assert_eq!(world.hcs.signals(), [(pid, Some("CtrlC".to_owned()))]);
+    let outcome = tokio::time::timeout(Duration::from_secs(5), world.runtime.wait(&id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome.exit_code, 1);
+    let again = world
+        .runtime
+        .kill(&id, pane_runtime::Signal::Kill)
+        .await
+        .unwrap_err();
+    assert!(
+        again.to_string().contains("cannot kill"),
+        "an exited container: {again}"
+    );
+}

@@ -92,6 +92,8 @@ struct State {
     faults: Vec<Fault>,
     calls: Vec<String>,
     next_pid: u32,
+    command_lines: Vec<String>,
+    signals: Vec<(u32, Option<String>)>,
 }
 
 #[derive(Default)]
@@ -137,6 +139,16 @@ impl FakeHcs {
         let mut ids: Vec<String> = self.lock().systems.keys().cloned().collect();
         ids.sort();
         ids
+    }
+
+    /// Command lines of the processes started so far.
+    pub fn command_lines(&self) -> Vec<String> {
+        self.lock().command_lines.clone()
+    }
+
+    /// Signals delivered so far: process and console event (`None` = terminate).
+    pub fn signals(&self) -> Vec<(u32, Option<String>)> {
+        self.lock().signals.clone()
     }
 
     /// Processes started in `id`, oldest first.
@@ -369,6 +381,7 @@ impl Compute for FakeHcs {
         parameters: &ProcessParameters,
     ) -> Result<ProcessIo, HostError> {
         let mut state = self.enter("HcsCreateProcess", id)?;
+        state.command_lines.push(parameters.command_line.clone());
         state.next_pid += 4;
         let pid = 1000 + state.next_pid;
         let system = system(&mut state, "HcsCreateProcess", id)?;
@@ -408,9 +421,10 @@ impl Compute for FakeHcs {
         &self,
         id: &str,
         pid: u32,
-        _signal: Option<&str>,
+        signal: Option<&str>,
     ) -> Result<(), HostError> {
         let mut state = self.enter("HcsSignalProcess", id)?;
+        state.signals.push((pid, signal.map(str::to_owned)));
         let system = system(&mut state, "HcsSignalProcess", id)?;
         let process = system.processes.get_mut(&pid).ok_or_else(|| {
             HostError::new("HcsSignalProcess", ERROR_NOT_FOUND, "no such process")
