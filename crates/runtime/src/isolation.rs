@@ -51,7 +51,7 @@ pub struct IsolationDecision {
 impl fmt::Display for IsolationDecision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let why = match self.reason {
-            IsolationReason::Requested => "requested in the spec",
+            IsolationReason::Requested => "requested explicitly",
             IsolationReason::BuildsMatch => "the image build matches the host",
             IsolationReason::BuildsDiffer => "the image was built for another Windows build",
             IsolationReason::HostBuildUnknown => "the host build is unknown",
