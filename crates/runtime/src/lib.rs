@@ -7,6 +7,7 @@ pub mod gpu;
 pub mod host;
 mod id;
 pub mod isolation;
+pub mod logs;
 pub mod plan;
 pub mod process;
 pub mod process_runtime;

@@ -20,12 +20,13 @@ use crate::backend::{Compute, ComputeEvent, Layers};
 use crate::error::RuntimeError;
 use crate::id::ContainerId;
 use crate::isolation::Isolation;
+use crate::logs::{self, LineSplitter, LogWriter, read_logs};
 use crate::process::init_process;
 use crate::records::{ContainerRecord, Phase, RecordStore};
 use crate::rollback::Rollback;
 use crate::signal::Signal;
 use crate::state::{WaitOutcome, WaitReason};
-use crate::types::{ExecEvent, ExecEventStream, ExecOptions};
+use crate::types::{ExecEvent, ExecEventStream, ExecOptions, LogEntry, LogOptions, LogStream};
 
 /// Copies a pipe into the event channel as it arrives.
 async fn pump(
@@ -41,6 +42,37 @@ async fn pump(
         }
     }
 }
+
+/// Persists a workload pipe as log lines until it closes.
+async fn log_pump(
+    mut reader: Box<dyn crate::backend::ProcessOutput>,
+    stream: LogStream,
+    writer: Arc<Mutex<LogWriter>>,
+) {
+    use tokio::io::AsyncReadExt as _;
+    let mut splitter = LineSplitter::new(stream);
+    let mut buffer = vec![0u8; 64 << 10];
+    let append = |entries: Vec<LogEntry>| {
+        if let Ok(mut writer) = writer.lock() {
+            for entry in &entries {
+                if let Err(e) = writer.append(entry) {
+                    tracing::warn!(error = %e, "a log line was not persisted");
+                }
+            }
+        }
+    };
+    while let Ok(n) = reader.read(&mut buffer).await {
+        if n == 0 {
+            break;
+        }
+        append(splitter.push(&buffer[..n]));
+    }
+    append(splitter.finish().into_iter().collect());
+}
+
+/// How long an exit waits for its output to drain: a grandchild can hold the pipes open
+/// after the workload has gone, and the exit must not wait on it.
+const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 
 /// An exec's events as a stream.
 struct Events(tokio::sync::mpsc::UnboundedReceiver<ExecEvent>);
@@ -112,8 +144,12 @@ impl ProcessRuntime {
         }
     }
 
+    fn folder(&self, id: &ContainerId) -> PathBuf {
+        self.layout.containers.join(id.to_string())
+    }
+
     fn scratch(&self, id: &ContainerId) -> PathBuf {
-        self.layout.containers.join(id.to_string()).join("scratch")
+        self.folder(id).join("scratch")
     }
 
     /// Creates the container: record, scratch layer over `chain` (topmost first),
@@ -243,20 +279,35 @@ impl ProcessRuntime {
         }
         let system = id.to_string();
         let events = self.compute.events(&system)?;
-        self.compute.start(&system).await?;
         let parameters = init_process(spec, image)?;
-        let process = match self.compute.create_process(&system, &parameters).await {
+        let writer = LogWriter::open(&self.folder(id), logs::DEFAULT_LIMIT, logs::DEFAULT_KEEP)
+            .map_err(|e| RuntimeError::State {
+                path: self.folder(id).display().to_string(),
+                reason: format!("cannot open the container log: {e}"),
+            })?;
+        let writer = Arc::new(Mutex::new(writer));
+        self.compute.start(&system).await?;
+        let mut process = match self.compute.create_process(&system, &parameters).await {
             Ok(process) => process,
             Err(e) => {
                 let _ = self.compute.terminate(&system).await;
                 return Err(e.into());
             }
         };
+        let output: Vec<_> = [
+            (process.stdout.take(), LogStream::Stdout),
+            (process.stderr.take(), LogStream::Stderr),
+        ]
+        .into_iter()
+        .filter_map(|(reader, stream)| {
+            reader.map(|reader| tokio::spawn(log_pump(reader, stream, writer.clone())))
+        })
+        .collect();
         record.phase = Phase::Running;
         record.started_at = Some(Utc::now());
         record.resources.init_pid = Some(process.pid);
         self.records.save(&record)?;
-        self.watch_exit(id, process.pid, events);
+        self.watch_exit(id, process.pid, events, output);
         drop(process);
         Ok(())
     }
@@ -267,6 +318,7 @@ impl ProcessRuntime {
         id: &ContainerId,
         pid: u32,
         mut events: tokio::sync::mpsc::UnboundedReceiver<ComputeEvent>,
+        output: Vec<tokio::task::JoinHandle<()>>,
     ) {
         let (publish, outcome) = watch::channel(None);
         if let Ok(mut exits) = self.exits.lock() {
@@ -297,6 +349,10 @@ impl ProcessRuntime {
                     Some(_) => {}
                 }
             };
+            // Logs read after a wait hold everything the workload wrote.
+            for pump in output {
+                let _ = tokio::time::timeout(OUTPUT_DRAIN, pump).await;
+            }
             if let Ok(mut record) = records.load(&id) {
                 record.phase = Phase::Exited {
                     code: outcome.exit_code,
@@ -486,7 +542,9 @@ impl ProcessRuntime {
                 (Phase::Running, true, Some(pid)) => {
                     self.compute.open(&system).await?;
                     let events = self.compute.events(&system)?;
-                    self.watch_exit(&record.id, pid, events);
+                    // The workload's pipes ended with the pane that started it; the log keeps
+                    // what was written until then.
+                    self.watch_exit(&record.id, pid, events, Vec::new());
                     report.adopted.push(record.id.clone());
                 }
                 (Phase::Creating | Phase::Removing | Phase::Failed { .. }, _, _) => {
@@ -532,7 +590,19 @@ impl ProcessRuntime {
             self.layers.deactivate(scratch).await?;
             self.layers.destroy(scratch).await?;
         }
-        Ok(())
+        self.remove_folder(&record.id)
+    }
+
+    /// The container's folder (its log; the scratch layer is already destroyed by then).
+    fn remove_folder(&self, id: &ContainerId) -> Result<(), RuntimeError> {
+        match std::fs::remove_dir_all(self.folder(id)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(RuntimeError::State {
+                path: self.folder(id).display().to_string(),
+                reason: format!("cannot remove the container folder: {e}"),
+            }),
+        }
     }
 
     /// Removes the container and everything it holds on the host. A running container is
@@ -560,6 +630,20 @@ impl ProcessRuntime {
         if let Ok(mut exits) = self.exits.lock() {
             exits.remove(id);
         }
+        self.remove_folder(id)?;
         self.records.remove(id)
+    }
+
+    /// The container's output lines, oldest first, filtered as `options` asks.
+    pub fn logs(
+        &self,
+        id: &ContainerId,
+        options: &LogOptions,
+    ) -> Result<Vec<LogEntry>, RuntimeError> {
+        self.records.load(id)?;
+        read_logs(&self.folder(id), options, logs::DEFAULT_KEEP).map_err(|e| RuntimeError::State {
+            path: self.folder(id).display().to_string(),
+            reason: format!("cannot read the container log: {e}"),
+        })
     }
 }

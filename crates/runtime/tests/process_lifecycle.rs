@@ -77,6 +77,10 @@ fn assert_nothing_left(world: &World) {
         world.layers.layers()
     );
     assert!(world.records.list().unwrap().is_empty(), "records left");
+    let folders: Vec<_> = std::fs::read_dir(world.dir.path().join("containers"))
+        .map(|dir| dir.map(|entry| entry.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(folders.is_empty(), "container folders left: {folders:?}");
 }
 
 #[tokio::test]
@@ -268,6 +272,53 @@ async fn a_container_whose_system_vanished_is_reported_lost() {
         Phase::Exited { code: -1 }
     );
     assert_eq!(restarted.wait(&id).await.unwrap().exit_code, -1);
+}
+
+#[tokio::test]
+async fn the_workload_output_is_logged_and_read_back_after_wait() {
+    let world = world();
+    let id = ContainerId::new("batch", 1);
+    world
+        .runtime
+        .create(&id, &spec(), &image(), &chain())
+        .await
+        .unwrap();
+    world.runtime.start(&id, &spec(), &image()).await.unwrap();
+    let pid = world.hcs.process_ids("batch-1")[0];
+    world
+        .hcs
+        .write_stdout("batch-1", pid, b"first\r\nsec")
+        .await;
+    world.hcs.write_stdout("batch-1", pid, b"ond\nlast").await;
+    world.hcs.exit_process("batch-1", pid, 0);
+    tokio::time::timeout(Duration::from_secs(5), world.runtime.wait(&id))
+        .await
+        .unwrap()
+        .unwrap();
+    let all = world
+        .runtime
+        .logs(&id, &pane_runtime::LogOptions::default())
+        .unwrap();
+    let lines: Vec<&str> = all.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(lines, ["first", "second", "last"]);
+    assert!(
+        all.iter()
+            .all(|e| e.stream == pane_runtime::LogStream::Stdout)
+    );
+    let tail = pane_runtime::LogOptions {
+        tail: Some(1),
+        since: None,
+    };
+    let last = world.runtime.logs(&id, &tail).unwrap();
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].message, "last");
+
+    world.runtime.remove(&id, false).await.unwrap();
+    assert!(
+        world.runtime.logs(&id, &tail).is_err(),
+        "gone with the container"
+    );
+    assert_nothing_left(&world);
 }
 
 #[tokio::test]
