@@ -28,30 +28,36 @@ use crate::signal::Signal;
 use crate::state::{WaitOutcome, WaitReason};
 use crate::types::{ExecEvent, ExecEventStream, ExecOptions, LogEntry, LogOptions, LogStream};
 
-/// Copies a pipe into the event channel as it arrives.
-async fn pump(
+/// Hands a pipe's bytes to `sink` as they arrive, until the pipe closes or `sink` returns
+/// false.
+async fn drain(
     mut reader: Box<dyn crate::backend::ProcessOutput>,
-    sender: tokio::sync::mpsc::UnboundedSender<ExecEvent>,
-    wrap: fn(Vec<u8>) -> ExecEvent,
+    mut sink: impl FnMut(&[u8]) -> bool,
 ) {
     use tokio::io::AsyncReadExt as _;
     let mut buffer = vec![0u8; 64 << 10];
     while let Ok(n) = reader.read(&mut buffer).await {
-        if n == 0 || sender.send(wrap(buffer[..n].to_vec())).is_err() {
+        if n == 0 || !sink(&buffer[..n]) {
             break;
         }
     }
 }
 
+/// Copies a pipe into the event channel as it arrives.
+async fn pump(
+    reader: Box<dyn crate::backend::ProcessOutput>,
+    sender: tokio::sync::mpsc::UnboundedSender<ExecEvent>,
+    wrap: fn(Vec<u8>) -> ExecEvent,
+) {
+    drain(reader, |bytes| sender.send(wrap(bytes.to_vec())).is_ok()).await;
+}
+
 /// Persists a workload pipe as log lines until it closes.
 async fn log_pump(
-    mut reader: Box<dyn crate::backend::ProcessOutput>,
+    reader: Box<dyn crate::backend::ProcessOutput>,
     stream: LogStream,
     writer: Arc<Mutex<LogWriter>>,
 ) {
-    use tokio::io::AsyncReadExt as _;
-    let mut splitter = LineSplitter::new(stream);
-    let mut buffer = vec![0u8; 64 << 10];
     let append = |entries: Vec<LogEntry>| {
         if let Ok(mut writer) = writer.lock() {
             for entry in &entries {
@@ -61,12 +67,12 @@ async fn log_pump(
             }
         }
     };
-    while let Ok(n) = reader.read(&mut buffer).await {
-        if n == 0 {
-            break;
-        }
-        append(splitter.push(&buffer[..n]));
-    }
+    let mut splitter = LineSplitter::new(stream);
+    drain(reader, |bytes| {
+        append(splitter.push(bytes));
+        true
+    })
+    .await;
     append(splitter.finish().into_iter().collect());
 }
 
