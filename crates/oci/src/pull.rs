@@ -229,11 +229,14 @@ impl Puller {
                     .map(str::to_owned),
             })
             .collect();
-        let results: Vec<Result<(), PullError>> = futures_util::stream::iter(layers.iter())
+        let layer_digests: Vec<String> = layers.iter().map(|l| l.digest.clone()).collect();
+        let results: Vec<Result<(), PullError>> = futures_util::stream::iter(layers)
+            // Owned jobs keep the future `Send` for callers on a multi-thread runtime (a
+            // borrowed iterator trips rustc's higher-ranked lifetime inference here).
             .map(|layer| async move {
-                self.fetch_layer(registry, repository, layer, options, observer)
+                self.fetch_layer(registry, repository, &layer, options, observer)
                     .await?;
-                self.unpack(layer).await
+                self.unpack(&layer).await
             })
             .buffer_unordered(options.concurrency.max(1))
             .collect()
@@ -247,7 +250,7 @@ impl Puller {
             manifest: manifest_digest,
             index,
             config: config_digest,
-            layers: layers.into_iter().map(|l| l.digest).collect(),
+            layers: layer_digests,
             os_version: config
                 .get("os.version")
                 .and_then(|v| v.as_str())

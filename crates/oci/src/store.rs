@@ -396,11 +396,18 @@ impl ContentStore {
 
     /// Deletes every blob no image record reaches, and stale partial downloads.
     pub async fn prune(&self) -> Result<Pruned, StoreError> {
+        self.prune_except(&[]).await
+    }
+
+    /// As [`ContentStore::prune`], also keeping the images of `keep` (those of containers
+    /// whose reference was removed while they exist).
+    pub async fn prune_except(&self, keep: &[ImageRecord]) -> Result<Pruned, StoreError> {
         let _guard = self.records.lock().await;
         let records = self.load_records()?;
         let live: BTreeSet<&String> = records
             .images
             .values()
+            .chain(keep)
             .flat_map(ImageRecord::blobs)
             .collect();
         let mut pruned = Pruned::default();

@@ -4,8 +4,10 @@
 pub mod backend;
 pub mod error;
 pub mod gpu;
+pub mod hcs_runtime;
 pub mod host;
 mod id;
+pub mod images;
 pub mod isolation;
 pub mod logs;
 pub mod plan;

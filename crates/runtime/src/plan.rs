@@ -31,6 +31,11 @@ const VM_RUNTIME_ID: &str = "<utility VM RuntimeId>";
 /// Names layer ids deterministically until HCS's `NameToGuid` supplies the real ones.
 const LAYER_ID_NAMESPACE: Uuid = Uuid::from_u128(0x8a6b_3c2d_1e0f_4a5b_9c8d_7e6f_5a4b_3c2d);
 
+/// The id HCS knows a layer by, derived from its diff ID.
+pub(crate) fn layer_id(diff_id: &str) -> String {
+    Uuid::new_v5(&LAYER_ID_NAMESPACE, diff_id.replace(':', "-").as_bytes()).to_string()
+}
+
 /// What the plan is computed for.
 #[derive(Debug, Clone)]
 pub struct PlanInput<'a> {
@@ -102,7 +107,7 @@ fn layer_chain(input: &PlanInput<'_>) -> Vec<LayerRef> {
         .map(|layer| {
             let folder = layer.diff_id.replace(':', "-");
             LayerRef {
-                id: Uuid::new_v5(&LAYER_ID_NAMESPACE, folder.as_bytes()).to_string(),
+                id: layer_id(&layer.diff_id),
                 path: format!(r"{}\layers\{folder}", input.root),
             }
         })

@@ -138,6 +138,8 @@ pub struct ContainerInspect {
     pub id: ContainerId,
     pub spec: ServiceSpec,
     pub state: ContainerState,
+    /// The platform manifest the container was created from.
+    pub image_manifest: Option<String>,
     /// Decided at create; `None` before.
     pub isolation: Option<Isolation>,
     pub ip: Option<IpAddr>,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pane_hcs::HcsEvent;
 use pane_hcs::schema::{
-    ComputeSystem, ModifySettingRequest, ProcessParameters, Properties, PropertyQuery,
+    ComputeSystem, ModifySettingRequest, ProcessParameters, Properties, PropertyQuery, Statistics,
 };
 use pane_runtime::backend::{Compute, ComputeEvent, HostError, ProcessIo};
 use tokio::io::{AsyncWriteExt, DuplexStream};
@@ -44,6 +44,8 @@ struct System {
     state: SystemState,
     processes: HashMap<u32, Process>,
     subscribers: Vec<mpsc::UnboundedSender<ComputeEvent>>,
+    /// What a `Statistics` query returns; HCS answers it only for a running system.
+    statistics: Statistics,
 }
 
 impl System {
@@ -186,6 +188,13 @@ impl FakeHcs {
         }
     }
 
+    /// What the system's `Statistics` query reports from now on.
+    pub fn set_statistics(&self, id: &str, statistics: Statistics) {
+        if let Some(system) = self.lock().systems.get_mut(id) {
+            system.statistics = statistics;
+        }
+    }
+
     /// The workload exits with `code`: pipes close and an exit event is sent.
     pub fn exit_process(&self, id: &str, pid: u32, code: u32) {
         let mut state = self.lock();
@@ -269,6 +278,7 @@ impl Compute for FakeHcs {
                 state: SystemState::Created,
                 processes: HashMap::new(),
                 subscribers: Vec::new(),
+                statistics: Statistics::default(),
             },
         );
         Ok(())
@@ -341,7 +351,7 @@ impl Compute for FakeHcs {
         }
     }
 
-    async fn properties(&self, id: &str, _query: &PropertyQuery) -> Result<Properties, HostError> {
+    async fn properties(&self, id: &str, query: &PropertyQuery) -> Result<Properties, HostError> {
         let mut state = self.enter("HcsGetComputeSystemProperties", id)?;
         let system = system(&mut state, "HcsGetComputeSystemProperties", id)?;
         Ok(Properties {
@@ -358,6 +368,12 @@ impl Compute for FakeHcs {
             runtime_id: system.is_vm.then(|| system.runtime_id.clone()),
             state: Some(format!("{:?}", system.state)),
             stopped: Some(system.state == SystemState::Stopped),
+            statistics: query
+                .property_types
+                .iter()
+                .flatten()
+                .any(|t| t == "Statistics")
+                .then(|| system.statistics.clone()),
             ..Properties::default()
         })
     }

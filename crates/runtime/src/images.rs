@@ -1,0 +1,358 @@
+//! The runtime's images: the verified content store, the unpacked layer store beside it,
+//! pulls as a pull policy asks (one pull per reference at a time, however many creates ask
+//! for it), and the layer chain a container is built over.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use pane_hcs::doc::LayerRef;
+use pane_oci::credentials::CredentialSource;
+use pane_oci::pull::{LayerSink, PullObserver, PullOptions, Puller, Quiet};
+use pane_oci::registry::{RegistryClient, RegistryOptions};
+use pane_oci::{ContentStore, ImageFacts, ImageRecord, StoreError};
+use pane_spec::{ImageReference, OsVersion, PullPolicy};
+use pane_wclayer::LayerStore;
+
+use crate::error::RuntimeError;
+
+/// How images are fetched on this host.
+#[derive(Debug, Clone)]
+pub struct ImageSettings {
+    /// Chooses among an index's Windows builds.
+    pub host_build: Option<OsVersion>,
+    /// `host:port` of registries reached over plain HTTP.
+    pub insecure_registries: Vec<String>,
+    /// Docker `config.json` for credentials; `None` uses `$DOCKER_CONFIG` or the home one.
+    pub docker_config: Option<PathBuf>,
+    /// Layers downloaded at once.
+    pub concurrency: usize,
+    pub allow_foreign_layers: bool,
+}
+
+impl Default for ImageSettings {
+    fn default() -> Self {
+        Self {
+            host_build: None,
+            insecure_registries: Vec::new(),
+            docker_config: None,
+            concurrency: 3,
+            allow_foreign_layers: false,
+        }
+    }
+}
+
+/// Unpacks pulled layers into the portable layer store, each checked against its diff ID.
+struct PortableLayers(LayerStore);
+
+impl LayerSink for PortableLayers {
+    fn unpack(&self, blob: &Path, diff_id: &str) -> Result<(), String> {
+        unpack_blob(&self.0, blob, diff_id)
+    }
+}
+
+fn unpack_blob(layers: &LayerStore, blob: &Path, diff_id: &str) -> Result<(), String> {
+    if layers.has(diff_id) {
+        return Ok(());
+    }
+    let file = std::fs::File::open(blob).map_err(|e| format!("{}: {e}", blob.display()))?;
+    layers
+        .unpack(file, diff_id)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// The result of the latest pull of one reference, kept so callers who were waiting for it
+/// take it instead of pulling again.
+struct LatestPull {
+    started: Instant,
+    facts: ImageFacts,
+}
+
+type PullSlot = Arc<tokio::sync::Mutex<Option<LatestPull>>>;
+
+pub struct ImageService {
+    content: ContentStore,
+    layers: LayerStore,
+    settings: ImageSettings,
+    pulls: Mutex<HashMap<String, PullSlot>>,
+}
+
+impl std::fmt::Debug for ImageService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageService")
+            .field("content", &self.content)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn store_error(e: StoreError) -> RuntimeError {
+    match e {
+        StoreError::NoSuchImage { reference } => RuntimeError::ImageNotFound { image: reference },
+        other => RuntimeError::State {
+            path: "content store".into(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+fn layer_error(e: &pane_wclayer::LayerError) -> RuntimeError {
+    RuntimeError::State {
+        path: "layer store".into(),
+        reason: e.to_string(),
+    }
+}
+
+impl ImageService {
+    /// The stores under `root` (`content/` and `layers/`, as the `pane` command keeps them).
+    pub fn open(root: &Path, settings: ImageSettings) -> Result<Self, RuntimeError> {
+        Ok(Self {
+            content: ContentStore::open(&root.join("content")).map_err(store_error)?,
+            layers: LayerStore::open(&root.join("layers")).map_err(|e| layer_error(&e))?,
+            settings,
+            pulls: Mutex::default(),
+        })
+    }
+
+    pub fn content(&self) -> &ContentStore {
+        &self.content
+    }
+
+    /// The image as `policy` asks: `never` takes only the local one, `if_not_present` pulls
+    /// when there is none, `always` resolves the reference again. Callers asking for one
+    /// reference at the same time share a pull.
+    pub async fn ensure(
+        &self,
+        reference: &ImageReference,
+        policy: PullPolicy,
+        credentials: Option<CredentialSource>,
+    ) -> Result<ImageFacts, RuntimeError> {
+        let asked = Instant::now();
+        if policy != PullPolicy::Always
+            && let Some(facts) = self.local(reference).await?
+        {
+            return Ok(facts);
+        }
+        if policy == PullPolicy::Never {
+            return Err(RuntimeError::ImageNotLocal {
+                image: reference.to_string(),
+            });
+        }
+        let slot = self.slot(reference);
+        let mut latest = slot.lock().await;
+        // A pull that started after this call asked is as fresh as one this call would make.
+        if let Some(done) = latest.as_ref()
+            && done.started >= asked
+        {
+            return Ok(done.facts.clone());
+        }
+        if policy == PullPolicy::IfNotPresent
+            && let Some(facts) = self.local(reference).await?
+        {
+            return Ok(facts);
+        }
+        let started = Instant::now();
+        let facts = self.pull(reference, credentials, &Quiet).await?;
+        *latest = Some(LatestPull {
+            started,
+            facts: facts.clone(),
+        });
+        Ok(facts)
+    }
+
+    fn slot(&self, reference: &ImageReference) -> PullSlot {
+        let mut pulls = self
+            .pulls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(pulls.entry(reference.to_string()).or_default())
+    }
+
+    /// Pulls `reference` now; layers are unpacked as they arrive.
+    pub async fn pull(
+        &self,
+        reference: &ImageReference,
+        credentials: Option<CredentialSource>,
+        observer: &dyn PullObserver,
+    ) -> Result<ImageFacts, RuntimeError> {
+        let failed = |reason: String| RuntimeError::PullFailed {
+            image: reference.to_string(),
+            reason,
+        };
+        let mut credentials = credentials.unwrap_or_else(CredentialSource::standard);
+        if let Some(path) = &self.settings.docker_config
+            && credentials.inline.is_none()
+        {
+            credentials.docker_config = Some(path.clone());
+        }
+        let client = RegistryClient::new(RegistryOptions {
+            insecure: self.settings.insecure_registries.clone(),
+            credentials,
+            ..RegistryOptions::default()
+        })
+        .map_err(|e| failed(e.to_string()))?;
+        let mut puller = Puller::new(client, self.content.clone());
+        if cfg!(not(windows)) {
+            puller = puller.unpacking_into(Arc::new(PortableLayers(self.layers.clone())));
+        }
+        let options = PullOptions {
+            host_build: self.settings.host_build,
+            concurrency: self.settings.concurrency,
+            allow_foreign_layers: self.settings.allow_foreign_layers,
+            ..PullOptions::default()
+        };
+        let record = puller
+            .pull(reference, &options, observer)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        self.content.image_facts(&record).await.map_err(store_error)
+    }
+
+    /// The local image of `reference`, if the store has one.
+    pub async fn local(
+        &self,
+        reference: &ImageReference,
+    ) -> Result<Option<ImageFacts>, RuntimeError> {
+        match self.content.image(&reference.to_string()) {
+            Ok(record) => Ok(Some(
+                self.content
+                    .image_facts(&record)
+                    .await
+                    .map_err(store_error)?,
+            )),
+            Err(StoreError::NoSuchImage { .. }) => Ok(None),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    /// The stored image a container was created from, by its manifest digest, so a
+    /// container keeps working after its tag moves or is removed.
+    async fn record_of(
+        &self,
+        reference: &str,
+        manifest: &str,
+    ) -> Result<ImageRecord, RuntimeError> {
+        let bytes = self
+            .content
+            .read_blob(manifest)
+            .await
+            .map_err(store_error)?;
+        let parsed: oci_spec::image::ImageManifest =
+            serde_json::from_slice(&bytes).map_err(|e| RuntimeError::State {
+                path: manifest.to_owned(),
+                reason: format!("the stored manifest does not parse: {e}"),
+            })?;
+        Ok(ImageRecord {
+            reference: reference.to_owned(),
+            manifest: manifest.to_owned(),
+            index: None,
+            config: parsed.config().digest().to_string(),
+            layers: parsed
+                .layers()
+                .iter()
+                .map(|l| l.digest().to_string())
+                .collect(),
+            os_version: None,
+        })
+    }
+
+    /// The facts of the image a container was created from (see `record_of`).
+    pub async fn facts_of(
+        &self,
+        reference: &str,
+        manifest: &str,
+    ) -> Result<ImageFacts, RuntimeError> {
+        let record = self.record_of(reference, manifest).await?;
+        self.content.image_facts(&record).await.map_err(store_error)
+    }
+
+    /// The image's layer folders, topmost first (the order HCS takes). Layers loaded without
+    /// unpacking (`pane image load`) are unpacked from their blobs now.
+    pub async fn chain(&self, image: &ImageFacts) -> Result<Vec<LayerRef>, RuntimeError> {
+        if cfg!(windows) {
+            return Err(RuntimeError::Unsupported {
+                operation: "running an image",
+                reason: "importing layers into HCS is not built yet; pane runs containers only \
+                         against layers it can activate"
+                    .into(),
+            });
+        }
+        let layers = self.layers.clone();
+        let content = self.content.clone();
+        let wanted: Vec<(String, String)> = image
+            .layers
+            .iter()
+            .map(|l| (l.digest.clone(), l.diff_id.clone()))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            for (digest, diff_id) in &wanted {
+                let blob = content.blob_path(digest).map_err(store_error)?;
+                unpack_blob(&layers, &blob, diff_id).map_err(|reason| RuntimeError::State {
+                    path: blob.display().to_string(),
+                    reason: format!("layer {diff_id} cannot be unpacked: {reason}"),
+                })?;
+            }
+            let diff_ids: Vec<String> = wanted.into_iter().map(|(_, d)| d).collect();
+            let folders = layers.chain(&diff_ids).map_err(|e| layer_error(&e))?;
+            Ok(diff_ids
+                .iter()
+                .rev()
+                .zip(folders)
+                .map(|(diff_id, folder)| LayerRef {
+                    id: crate::plan::layer_id(diff_id),
+                    path: folder.display().to_string(),
+                })
+                .collect())
+        })
+        .await
+        .map_err(|e| RuntimeError::State {
+            path: "layer store".into(),
+            reason: format!("the unpack task failed: {e}"),
+        })?
+    }
+
+    /// Removes every image blob and unpacked layer that no image reference and no container
+    /// (given as `(reference, manifest)`) uses.
+    pub async fn prune(
+        &self,
+        containers: &[(String, String)],
+    ) -> Result<pane_oci::store::Pruned, RuntimeError> {
+        let mut keep = Vec::new();
+        for (reference, manifest) in containers {
+            if let Ok(record) = self.record_of(reference, manifest).await {
+                keep.push(record);
+            }
+        }
+        let pruned = self
+            .content
+            .prune_except(&keep)
+            .await
+            .map_err(store_error)?;
+        let mut live = Vec::new();
+        for record in self
+            .content
+            .images()
+            .map_err(store_error)?
+            .iter()
+            .chain(&keep)
+        {
+            let facts = self
+                .content
+                .image_facts(record)
+                .await
+                .map_err(store_error)?;
+            live.extend(facts.layers.into_iter().map(|l| l.diff_id));
+        }
+        let layers = self.layers.clone();
+        tokio::task::spawn_blocking(move || layers.retain(&live))
+            .await
+            .map_err(|e| RuntimeError::State {
+                path: "layer store".into(),
+                reason: format!("the prune task failed: {e}"),
+            })?
+            .map_err(|e| layer_error(&e))?;
+        Ok(pruned)
+    }
+}
