@@ -1,5 +1,7 @@
 //! The `Runtime` an orchestrator embeds, end to end over real stores (content and layers on
-//! disk, a real registry for pulls) and the HCS and layer doubles.
+//! disk, a real registry for pulls) and the HCS and layer doubles. Unix only: the registry
+//! is Debian's, and on Windows layers are imported into HCS instead of the portable store.
+#![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
 #[path = "../../oci/tests/support/mod.rs"]
