@@ -92,6 +92,9 @@ pub trait Compute: Send + Sync {
         id: &str,
         parameters: &ProcessParameters,
     ) -> Result<ProcessIo, HostError>;
+    /// Attaches to a process another pane process started in `id` (opened first), so its
+    /// exit arrives as an event here and it can be signalled.
+    async fn open_process(&self, id: &str, pid: u32) -> Result<(), HostError>;
     /// A console event (`CtrlC`, `CtrlShutdown`), or terminate when `None`.
     async fn signal_process(
         &self,

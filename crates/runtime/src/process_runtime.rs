@@ -43,20 +43,13 @@ async fn drain(
     }
 }
 
-/// Copies a pipe into the event channel as it arrives.
-async fn pump(
-    reader: Box<dyn crate::backend::ProcessOutput>,
-    sender: tokio::sync::mpsc::UnboundedSender<ExecEvent>,
-    wrap: fn(Vec<u8>) -> ExecEvent,
-) {
-    drain(reader, |bytes| sender.send(wrap(bytes.to_vec())).is_ok()).await;
-}
-
-/// Persists a workload pipe as log lines until it closes.
+/// Persists a pipe as log lines until it closes, handing each chunk to `forward` too (an
+/// exec's stream); the log keeps going if `forward`'s reader has gone.
 async fn log_pump(
     reader: Box<dyn crate::backend::ProcessOutput>,
-    stream: LogStream,
-    writer: Arc<Mutex<LogWriter>>,
+    mut splitter: LineSplitter,
+    writer: SharedLog,
+    mut forward: impl FnMut(&[u8]) + Send,
 ) {
     let append = |entries: Vec<LogEntry>| {
         if let Ok(mut writer) = writer.lock() {
@@ -67,14 +60,16 @@ async fn log_pump(
             }
         }
     };
-    let mut splitter = LineSplitter::new(stream);
     drain(reader, |bytes| {
+        forward(bytes);
         append(splitter.push(bytes));
         true
     })
     .await;
     append(splitter.finish().into_iter().collect());
 }
+
+type SharedLog = Arc<Mutex<LogWriter>>;
 
 /// How long an exit waits for its output to drain: a grandchild can hold the pipes open
 /// after the workload has gone, and the exit must not wait on it.
@@ -123,6 +118,9 @@ pub struct ProcessRuntime {
     layout: Layout,
     /// Exit outcomes of started containers, published by their watcher tasks.
     exits: Mutex<HashMap<ContainerId, watch::Receiver<Option<WaitOutcome>>>>,
+    /// One writer per container log, shared by the workload's and the execs' pumps so
+    /// rotation happens in one place.
+    logs: Mutex<HashMap<ContainerId, SharedLog>>,
 }
 
 impl std::fmt::Debug for ProcessRuntime {
@@ -147,7 +145,32 @@ impl ProcessRuntime {
             records,
             layout,
             exits: Mutex::default(),
+            logs: Mutex::default(),
         }
+    }
+
+    /// The container's log writer, opened on first use.
+    fn log_writer(&self, id: &ContainerId) -> Result<SharedLog, RuntimeError> {
+        let mut logs = self
+            .logs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(writer) = logs.get(id) {
+            return Ok(Arc::clone(writer));
+        }
+        let writer = LogWriter::open(&self.folder(id), logs::DEFAULT_LIMIT, logs::DEFAULT_KEEP)
+            .map_err(|e| RuntimeError::State {
+                path: self.folder(id).display().to_string(),
+                reason: format!("cannot open the container log: {e}"),
+            })?;
+        let writer = Arc::new(Mutex::new(writer));
+        logs.insert(id.clone(), Arc::clone(&writer));
+        Ok(writer)
+    }
+
+    /// The folder holding the container's log, for `logs --follow`.
+    pub fn log_dir(&self, id: &ContainerId) -> PathBuf {
+        self.folder(id)
     }
 
     fn folder(&self, id: &ContainerId) -> PathBuf {
@@ -286,12 +309,7 @@ impl ProcessRuntime {
         let system = id.to_string();
         let events = self.compute.events(&system)?;
         let parameters = init_process(spec, image)?;
-        let writer = LogWriter::open(&self.folder(id), logs::DEFAULT_LIMIT, logs::DEFAULT_KEEP)
-            .map_err(|e| RuntimeError::State {
-                path: self.folder(id).display().to_string(),
-                reason: format!("cannot open the container log: {e}"),
-            })?;
-        let writer = Arc::new(Mutex::new(writer));
+        let writer = self.log_writer(id)?;
         self.compute.start(&system).await?;
         let mut process = match self.compute.create_process(&system, &parameters).await {
             Ok(process) => process,
@@ -306,7 +324,14 @@ impl ProcessRuntime {
         ]
         .into_iter()
         .filter_map(|(reader, stream)| {
-            reader.map(|reader| tokio::spawn(log_pump(reader, stream, writer.clone())))
+            reader.map(|reader| {
+                tokio::spawn(log_pump(
+                    reader,
+                    LineSplitter::new(stream),
+                    writer.clone(),
+                    |_| {},
+                ))
+            })
         })
         .collect();
         record.phase = Phase::Running;
@@ -331,11 +356,12 @@ impl ProcessRuntime {
             exits.insert(id.clone(), outcome);
         }
         let records = self.records.clone();
+        let compute = Arc::clone(&self.compute);
         let id = id.clone();
-        // The workload's exit is the container's exit; the system's exit without it means
-        // the container was lost.
+        // The workload's exit is the container's exit. The system's exit without it is either
+        // the end another pane process already recorded, or a lost container.
         tokio::spawn(async move {
-            let outcome = loop {
+            let workload_exit = loop {
                 match events.recv().await {
                     Some(ComputeEvent::Process {
                         pid: p,
@@ -344,14 +370,12 @@ impl ProcessRuntime {
                         let code = exit_code.map_or(WaitOutcome::LOST_EXIT_CODE, |c| {
                             i32::from_ne_bytes(c.to_ne_bytes())
                         });
-                        break WaitOutcome::exited(code, Utc::now());
+                        break Some(code);
                     }
                     Some(ComputeEvent::System(
                         HcsEvent::SystemExited { .. } | HcsEvent::ServiceDisconnect,
                     ))
-                    | None => {
-                        break WaitOutcome::runtime_error(Utc::now());
-                    }
+                    | None => break None,
                     Some(_) => {}
                 }
             };
@@ -359,14 +383,34 @@ impl ProcessRuntime {
             for pump in output {
                 let _ = tokio::time::timeout(OUTPUT_DRAIN, pump).await;
             }
-            if let Ok(mut record) = records.load(&id) {
+            // Only a running record becomes exited: a removal in progress keeps its phase, and
+            // a record already exited (by the pane that holds the workload) gives its code.
+            let recorded = records.update(&id, |record| {
+                if record.phase != Phase::Running {
+                    return false;
+                }
                 record.phase = Phase::Exited {
-                    code: outcome.exit_code,
+                    code: workload_exit.unwrap_or(WaitOutcome::LOST_EXIT_CODE),
                 };
-                record.finished_at = outcome.finished_at;
-                let _ = records.save(&record);
-            }
+                record.finished_at = Some(Utc::now());
+                true
+            });
+            let outcome = match (workload_exit, recorded) {
+                (Some(code), _) => WaitOutcome::exited(code, Utc::now()),
+                (None, Ok(Some(record))) => match record.phase {
+                    Phase::Exited { code } if code != WaitOutcome::LOST_EXIT_CODE => {
+                        WaitOutcome::exited(code, record.finished_at.unwrap_or_else(Utc::now))
+                    }
+                    _ => WaitOutcome::runtime_error(Utc::now()),
+                },
+                (None, _) => WaitOutcome::runtime_error(Utc::now()),
+            };
             let _ = publish.send(Some(outcome));
+            if workload_exit.is_some() {
+                // As containerd's shim does: once the workload is gone the silo goes too, so
+                // an exited container holds no host resources but its scratch layer.
+                let _ = compute.terminate(&id.to_string()).await;
+            }
         });
     }
 
@@ -493,15 +537,26 @@ impl ProcessRuntime {
             create_std_err_pipe: !options.tty,
             ..ProcessParameters::default()
         };
+        let writer = self.log_writer(id)?;
         let process = self.compute.create_process(&system, &parameters).await?;
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
         let pid = process.pid;
+        let exec_id = uuid::Uuid::new_v4().simple().to_string();
+        let pump = |reader, stream, wrap: fn(Vec<u8>) -> ExecEvent| {
+            let sender = sender.clone();
+            tokio::spawn(log_pump(
+                reader,
+                LineSplitter::new(stream).for_exec(exec_id.clone()),
+                Arc::clone(&writer),
+                move |bytes: &[u8]| drop(sender.send(wrap(bytes.to_vec()))),
+            ))
+        };
         let out = process
             .stdout
-            .map(|reader| tokio::spawn(pump(reader, sender.clone(), ExecEvent::Stdout)));
+            .map(|reader| pump(reader, LogStream::Stdout, ExecEvent::Stdout));
         let err = process
             .stderr
-            .map(|reader| tokio::spawn(pump(reader, sender.clone(), ExecEvent::Stderr)));
+            .map(|reader| pump(reader, LogStream::Stderr, ExecEvent::Stderr));
         tokio::spawn(async move {
             let code = loop {
                 match events.recv().await {
@@ -546,11 +601,7 @@ impl ProcessRuntime {
             let exists = owned.contains(&system);
             match (&record.phase, exists, record.resources.init_pid) {
                 (Phase::Running, true, Some(pid)) => {
-                    self.compute.open(&system).await?;
-                    let events = self.compute.events(&system)?;
-                    // The workload's pipes ended with the pane that started it; the log keeps
-                    // what was written until then.
-                    self.watch_exit(&record.id, pid, events, Vec::new());
+                    self.watch_again(&record.id, pid).await?;
                     report.adopted.push(record.id.clone());
                 }
                 (Phase::Creating | Phase::Removing | Phase::Failed { .. }, _, _) => {
@@ -579,6 +630,36 @@ impl ProcessRuntime {
             }
         }
         Ok(report)
+    }
+
+    /// Watches a running container that another pane process started: opens its compute
+    /// system and waits for its workload's exit, so `wait`, `stop` and `kill` work from here.
+    /// Its output keeps flowing into the log from the process that holds the pipes.
+    pub async fn attach(&self, id: &ContainerId) -> Result<(), RuntimeError> {
+        let known = self.exits.lock().is_ok_and(|exits| exits.contains_key(id));
+        if known {
+            return Ok(());
+        }
+        let record = self.records.load(id)?;
+        match (&record.phase, record.resources.init_pid) {
+            (Phase::Running, Some(pid)) => self.watch_again(id, pid).await,
+            _ => Ok(()),
+        }
+    }
+
+    async fn watch_again(&self, id: &ContainerId, pid: u32) -> Result<(), RuntimeError> {
+        let system = id.to_string();
+        self.compute.open(&system).await?;
+        let events = self.compute.events(&system)?;
+        // A workload that has already gone cannot be opened; the system's exit then ends
+        // the wait, with the code its starter recorded.
+        if let Err(e) = self.compute.open_process(&system, pid).await {
+            tracing::debug!(%id, error = %e, "the workload is not there to watch");
+        }
+        // The workload's pipes belong to the process that started it; the log keeps what
+        // that process copied.
+        self.watch_exit(id, pid, events, Vec::new());
+        Ok(())
     }
 
     /// Takes away whatever a record says may exist; absent pieces are fine.
@@ -635,6 +716,9 @@ impl ProcessRuntime {
         }
         if let Ok(mut exits) = self.exits.lock() {
             exits.remove(id);
+        }
+        if let Ok(mut logs) = self.logs.lock() {
+            logs.remove(id);
         }
         self.remove_folder(id)?;
         self.records.remove(id)

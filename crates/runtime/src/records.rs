@@ -102,10 +102,12 @@ impl ContainerRecord {
     }
 }
 
-/// The records directory.
+/// The records directory. Clones share one lock, so an update (load, change, save) and a
+/// removal of the same record never interleave within a process.
 #[derive(Debug, Clone)]
 pub struct RecordStore {
     dir: PathBuf,
+    lock: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 fn state_error(path: &Path, reason: impl std::fmt::Display) -> RuntimeError {
@@ -119,7 +121,10 @@ impl RecordStore {
     pub fn open(root: &Path) -> Result<Self, RuntimeError> {
         let dir = root.join("containers");
         std::fs::create_dir_all(&dir).map_err(|e| state_error(&dir, e))?;
-        Ok(Self { dir })
+        Ok(Self {
+            dir,
+            lock: std::sync::Arc::default(),
+        })
     }
 
     fn path(&self, id: &ContainerId) -> PathBuf {
@@ -130,7 +135,13 @@ impl RecordStore {
     /// the new one, never a torn mix.
     pub fn save(&self, record: &ContainerRecord) -> Result<(), RuntimeError> {
         let path = self.path(&record.id);
-        let temporary = self.dir.join(format!("{}.json.tmp", record.id));
+        // Unique per writer, so two pane processes saving one record never share a file.
+        let temporary = self.dir.join(format!(
+            "{}.json.{}-{:?}.tmp",
+            record.id,
+            std::process::id(),
+            std::thread::current().id()
+        ));
         let bytes = serde_json::to_vec_pretty(record).map_err(|e| state_error(&path, e))?;
         let write = || -> std::io::Result<()> {
             let mut file = std::fs::File::create(&temporary)?;
@@ -176,8 +187,34 @@ impl RecordStore {
         Ok(records)
     }
 
+    /// Loads, changes and saves a record as one step; `change` returns whether to save. A
+    /// record removed meanwhile stays removed (`Ok(None)`).
+    pub fn update(
+        &self,
+        id: &ContainerId,
+        change: impl FnOnce(&mut ContainerRecord) -> bool,
+    ) -> Result<Option<ContainerRecord>, RuntimeError> {
+        let _guard = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut record = match self.load(id) {
+            Ok(record) => record,
+            Err(RuntimeError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if change(&mut record) {
+            self.save(&record)?;
+        }
+        Ok(Some(record))
+    }
+
     /// Forgets a container; removing an absent record is not an error.
     pub fn remove(&self, id: &ContainerId) -> Result<(), RuntimeError> {
+        let _guard = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match std::fs::remove_file(self.path(id)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(state_error(&self.path(id), e))

@@ -213,6 +213,28 @@ impl Compute for HcsCompute {
         Ok(io)
     }
 
+    async fn open_process(&self, id: &str, pid: u32) -> Result<(), HostError> {
+        let system = self.system("HcsOpenProcess", id)?;
+        let mut process = {
+            let system = system.lock().await;
+            system
+                .open_process(pid)
+                .await
+                .map_err(|e| host_error("HcsOpenProcess", &e))?
+        };
+        let events = process
+            .events()
+            .map_err(|e| host_error("HcsSetProcessCallback", &e))?;
+        self.forward(id, events, Some(pid));
+        if let Ok(mut handles) = self.handles.lock() {
+            handles.processes.insert(
+                (id.to_owned(), pid),
+                Arc::new(tokio::sync::Mutex::new(process)),
+            );
+        }
+        Ok(())
+    }
+
     async fn signal_process(
         &self,
         id: &str,

@@ -366,6 +366,59 @@ async fn exec_streams_output_and_ends_with_the_exit_code() {
         world.hcs.command_lines().last().unwrap(),
         r#"cmd /c "echo hello world""#
     );
+    // The exec's output is in the container log too, marked with its exec id.
+    let logs = world
+        .runtime
+        .logs(&id, &pane_runtime::LogOptions::default())
+        .unwrap();
+    let exec_lines: Vec<_> = logs.iter().filter(|l| l.exec_id.is_some()).collect();
+    assert_eq!(exec_lines.len(), 1, "{logs:?}");
+    assert_eq!(exec_lines[0].message, "hello world");
+}
+
+#[tokio::test]
+async fn another_pane_process_attaches_waits_and_kills() {
+    let world = world();
+    let id = ContainerId::new("web", 1);
+    world
+        .runtime
+        .create(&id, &spec(), &image(), &chain())
+        .await
+        .unwrap();
+    world.runtime.start(&id, &spec(), &image()).await.unwrap();
+    // A second `pane` (say `pane kill` then `pane wait`) over the same host and records.
+    let other = world.restarted("pane");
+    other.attach(&id).await.unwrap();
+    assert!(
+        world
+            .hcs
+            .calls()
+            .iter()
+            .any(|c| c == "HcsOpenProcess web-1"),
+        "{:?}",
+        world.hcs.calls()
+    );
+    other.kill(&id, pane_runtime::Signal::Term).await.unwrap();
+    let (theirs, ours) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(5), other.wait(&id)),
+        tokio::time::timeout(Duration::from_secs(5), world.runtime.wait(&id)),
+    );
+    assert_eq!(theirs.unwrap().unwrap().exit_code, 1);
+    assert_eq!(ours.unwrap().unwrap().exit_code, 1);
+    assert_eq!(
+        world.records.load(&id).unwrap().phase,
+        Phase::Exited { code: 1 }
+    );
+    // Once the workload is gone, so is the silo: the exited container holds no system.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while world.hcs.state_of("web-1") != Some(support::fake_hcs::SystemState::Stopped) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the system is terminated after the workload exits");
+    world.runtime.remove(&id, false).await.unwrap();
+    assert_nothing_left(&world);
 }
 
 #[tokio::test]

@@ -75,6 +75,7 @@ type FnCreateProcess = unsafe extern "system" fn(
     *const c_void,
     *mut HCS_PROCESS,
 ) -> HRESULT;
+type FnOpenProcess = unsafe extern "system" fn(HCS_SYSTEM, u32, u32, *mut HCS_PROCESS) -> HRESULT;
 type FnCloseProcess = unsafe extern "system" fn(HCS_PROCESS);
 type FnProcessCall = unsafe extern "system" fn(HCS_PROCESS, HCS_OPERATION, PCWSTR) -> HRESULT;
 type FnSetProcessCallback = unsafe extern "system" fn(
@@ -131,6 +132,7 @@ api_table! {
     enumerate_systems: FnEnumerate = "HcsEnumerateComputeSystems";
     set_system_callback: FnSetSystemCallback = "HcsSetComputeSystemCallback";
     create_process: FnCreateProcess = "HcsCreateProcess";
+    open_process: FnOpenProcess = "HcsOpenProcess";
     close_process: FnCloseProcess = "HcsCloseProcess";
     terminate_process: FnProcessCall = "HcsTerminateProcess";
     signal_process: FnProcessCall = "HcsSignalProcess";
@@ -565,6 +567,30 @@ impl ComputeSystem {
         )?;
         self.events = Some(sink);
         Ok(receiver)
+    }
+
+    /// `HcsOpenProcess`: a process another handle started (a workload after adoption), for
+    /// its exit events and to signal it. Its stdio pipes stay with whoever created it.
+    pub async fn open_process(&self, pid: u32) -> Result<Process, HcsError> {
+        let (api, system) = (self.api, self.handle);
+        let handle = blocking(move || {
+            let mut process = HCS_PROCESS(std::ptr::null_mut());
+            // SAFETY: open system handle; `process` is a valid out-pointer.
+            check("HcsOpenProcess", unsafe {
+                (api.open_process)(system.get(), pid, GENERIC_ALL, &raw mut process)
+            })?;
+            Ok(Shared(process))
+        })
+        .await?;
+        Ok(Process {
+            api,
+            handle,
+            pid,
+            stdin: None,
+            stdout: None,
+            stderr: None,
+            events: None,
+        })
     }
 
     /// `HcsCreateProcess`; with the `CreateStd*Pipe` flags set, the pipe ends are returned.

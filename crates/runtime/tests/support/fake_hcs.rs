@@ -433,6 +433,19 @@ impl Compute for FakeHcs {
         })
     }
 
+    async fn open_process(&self, id: &str, pid: u32) -> Result<(), HostError> {
+        let mut state = self.enter("HcsOpenProcess", id)?;
+        let system = system(&mut state, "HcsOpenProcess", id)?;
+        match system.processes.get(&pid) {
+            Some(_) => Ok(()),
+            None => Err(HostError::new(
+                "HcsOpenProcess",
+                ERROR_NOT_FOUND,
+                "no such process",
+            )),
+        }
+    }
+
     async fn signal_process(
         &self,
         id: &str,
