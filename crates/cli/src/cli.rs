@@ -43,6 +43,17 @@ pub struct GlobalArgs {
     /// Log less: -q for errors only, -qq for nothing.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub quiet: u8,
+
+    /// Owner tag put on every compute system (the daemon name). Instances with different
+    /// owners (and roots) share a host without touching each other's containers.
+    #[arg(
+        long,
+        global = true,
+        env = "PANE_OWNER",
+        value_name = "NAME",
+        default_value = "pane"
+    )]
+    pub owner: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,8 +79,190 @@ pub enum Command {
     /// Show every step pane would take to run a spec, with each HCS document and guest
     /// request in full. Needs no Windows host.
     Plan(PlanArgs),
+    /// Create a container and run it: pull if needed, start, show its output until it
+    /// ends (Ctrl-C stops it gracefully). The exit code is the workload's.
+    Run(RunArgs),
+    /// Create a container without starting it; prints its id.
+    Create(CreateArgs),
+    /// Start created containers in the background.
+    Start(IdsArgs),
+    /// Stop running containers: a graceful shutdown, then termination after the timeout.
+    Stop(StopArgs),
+    /// Send a signal to a container's workload.
+    Kill(KillArgs),
+    /// Remove containers and everything they hold on the host.
+    Rm(RmArgs),
+    /// List containers.
+    Ps(PsArgs),
+    /// Show a container's output (and its execs').
+    Logs(LogsArgs),
+    /// Run a command in a running container.
+    Exec(ExecArgs),
+    /// Show CPU and memory use of running containers.
+    Stats(IdsArgs),
+    /// Show everything pane knows about a container, including the HCS documents it sent.
+    Inspect(IdsArgs),
+    /// Wait for containers to end and print their exit codes.
+    Wait(IdsArgs),
+    /// Holds a detached container's workload and copies its output into the log (started
+    /// by `pane start` and `pane run -d`; not for direct use).
+    #[command(hide = true)]
+    Supervise(SuperviseArgs),
     /// Show pane's version and what this host supports (Windows build, HCS).
     Version,
+}
+
+/// What to run: a spec file or an image, and how.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// A service spec file (`.yaml`), or an image reference.
+    #[arg(value_name = "SPEC|IMAGE")]
+    pub source: String,
+
+    /// The command and its arguments, replacing the spec's or image's.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+
+    /// Container name (the service part of SERVICE-REPLICA); by default the spec file's
+    /// stem or the image's last path segment.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// The service to run from a deployment file with several.
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+
+    /// Environment variables, added to (and overriding) the spec's.
+    #[arg(short, long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+
+    /// Override the spec's isolation.
+    #[arg(long, value_enum)]
+    pub isolation: Option<IsolationArg>,
+
+    /// When to contact the registry: always, if-not-present, never.
+    #[arg(long, value_name = "POLICY")]
+    pub pull: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    pane run mcr.microsoft.com/windows/nanoserver:ltsc2022 -- cmd /c echo hello\n  \
+    pane run -d --name web app.yaml\n  \
+    pane run --rm app.yaml")]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub create: CreateArgs,
+
+    /// Start it in the background and print its id.
+    #[arg(short, long)]
+    pub detach: bool,
+
+    /// Remove the container when it ends.
+    #[arg(long, conflicts_with = "detach")]
+    pub rm: bool,
+
+    /// Seconds Ctrl-C waits for a graceful stop before terminating.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub stop_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct IdsArgs {
+    /// Container ids (SERVICE-REPLICA, as `pane ps` shows them).
+    #[arg(required = true, value_name = "ID")]
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    #[arg(required = true, value_name = "ID")]
+    pub ids: Vec<String>,
+
+    /// Seconds to wait for the graceful shutdown before terminating.
+    #[arg(short, long, default_value_t = 10, value_name = "SECONDS")]
+    pub time: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    #[arg(required = true, value_name = "ID")]
+    pub ids: Vec<String>,
+
+    /// TERM (sent as `CtrlShutdown`), INT (`CtrlC`) or KILL (terminates it).
+    #[arg(short, long, default_value = "KILL", value_name = "SIGNAL")]
+    pub signal: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    #[arg(required = true, value_name = "ID")]
+    pub ids: Vec<String>,
+
+    /// Terminate running containers first.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show every container, not only running ones.
+    #[arg(short, long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[arg(value_name = "ID")]
+    pub id: String,
+
+    /// Keep printing new output until the container ends.
+    #[arg(short, long)]
+    pub follow: bool,
+
+    /// Only the last N lines.
+    #[arg(short = 'n', long, value_name = "N")]
+    pub tail: Option<usize>,
+
+    /// Only lines since a time: RFC 3339 (`2026-11-29T10:00:00Z`) or an age (`90s`, `10m`, `2h`).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Prefix each line with its timestamp.
+    #[arg(short, long)]
+    pub timestamps: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  pane exec web-1 -- cmd /c dir C:\\")]
+pub struct ExecArgs {
+    #[arg(value_name = "ID")]
+    pub id: String,
+
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+
+    #[arg(short, long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+
+    /// Working directory inside the container.
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+
+    /// User to run as (`ContainerUser`, `ContainerAdministrator`).
+    #[arg(short, long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Give the command a console (its output then comes as one stream).
+    #[arg(short, long)]
+    pub tty: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SuperviseArgs {
+    #[arg(value_name = "ID")]
+    pub id: String,
 }
 
 #[derive(Debug, Args)]
@@ -114,10 +307,6 @@ pub struct PlanArgs {
     /// Logical processors of the host, for fractional CPU limits.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub host_processors: u32,
-
-    /// Owner tag of the compute systems (a daemon's name).
-    #[arg(long, default_value = "pane")]
-    pub owner: String,
 
     /// Leave the documents out of the text output.
     #[arg(long)]

@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod host_runtime;
 mod logging;
 mod progress;
 
@@ -40,6 +41,19 @@ fn main() -> ExitCode {
             command: ImageCommand::Save(args),
         } => commands::images::save(&cli.global, args),
         Command::Plan(args) => commands::plan::run(&cli.global, args),
+        Command::Run(args) => commands::containers::run(&cli.global, args),
+        Command::Create(args) => commands::containers::create(&cli.global, args),
+        Command::Start(args) => commands::containers::start(&cli.global, args),
+        Command::Supervise(args) => commands::containers::supervise(&cli.global, args),
+        Command::Stop(args) => commands::containers::stop(&cli.global, args),
+        Command::Kill(args) => commands::containers::kill(&cli.global, args),
+        Command::Rm(args) => commands::containers::rm(&cli.global, args),
+        Command::Wait(args) => commands::containers::wait(&cli.global, args),
+        Command::Ps(args) => commands::container_info::ps(&cli.global, args),
+        Command::Inspect(args) => commands::container_info::inspect(&cli.global, args),
+        Command::Logs(args) => commands::container_info::logs(&cli.global, args),
+        Command::Stats(args) => commands::container_info::stats(&cli.global, args),
+        Command::Exec(args) => commands::container_info::exec(&cli.global, args),
         Command::Version => commands::version::run(&cli.global),
     };
     match result {

@@ -126,3 +126,85 @@ pub trait Layers: Send + Sync {
     async fn deactivate(&self, scratch: &std::path::Path) -> Result<(), HostError>;
     async fn destroy(&self, scratch: &std::path::Path) -> Result<(), HostError>;
 }
+
+/// The backend of a host without HCS (Linux, macOS, Windows without the Containers
+/// feature): every call fails with `reason`, so commands that only read pane's records
+/// (`ps`, `inspect`, `logs`) still work there and the others say what is missing.
+#[derive(Debug, Clone)]
+pub struct NoHost {
+    pub reason: String,
+}
+
+/// `ERROR_NOT_SUPPORTED` as an HRESULT.
+const NOT_SUPPORTED: u32 = 0x8007_0032;
+
+impl NoHost {
+    fn refuse(&self, call: &'static str) -> HostError {
+        HostError::new(call, NOT_SUPPORTED, self.reason.clone())
+    }
+}
+
+#[async_trait]
+impl Compute for NoHost {
+    async fn create(&self, _: &str, _: &ComputeSystem) -> Result<(), HostError> {
+        Err(self.refuse("HcsCreateComputeSystem"))
+    }
+    async fn open(&self, _: &str) -> Result<(), HostError> {
+        Err(self.refuse("HcsOpenComputeSystem"))
+    }
+    async fn start(&self, _: &str) -> Result<(), HostError> {
+        Err(self.refuse("HcsStartComputeSystem"))
+    }
+    async fn shutdown(&self, _: &str, _: Duration) -> Result<(), HostError> {
+        Err(self.refuse("HcsShutDownComputeSystem"))
+    }
+    async fn terminate(&self, _: &str) -> Result<(), HostError> {
+        Err(self.refuse("HcsTerminateComputeSystem"))
+    }
+    async fn close(&self, _: &str) {}
+    async fn properties(&self, _: &str, _: &PropertyQuery) -> Result<Properties, HostError> {
+        Err(self.refuse("HcsGetComputeSystemProperties"))
+    }
+    async fn modify(&self, _: &str, _: &ModifySettingRequest) -> Result<(), HostError> {
+        Err(self.refuse("HcsModifyComputeSystem"))
+    }
+    async fn create_process(&self, _: &str, _: &ProcessParameters) -> Result<ProcessIo, HostError> {
+        Err(self.refuse("HcsCreateProcess"))
+    }
+    async fn open_process(&self, _: &str, _: u32) -> Result<(), HostError> {
+        Err(self.refuse("HcsOpenProcess"))
+    }
+    async fn signal_process(&self, _: &str, _: u32, _: Option<&str>) -> Result<(), HostError> {
+        Err(self.refuse("HcsSignalProcess"))
+    }
+    fn events(&self, _: &str) -> Result<mpsc::UnboundedReceiver<ComputeEvent>, HostError> {
+        Err(self.refuse("HcsSetComputeSystemCallback"))
+    }
+    async fn enumerate(&self, _: &str) -> Result<Vec<Properties>, HostError> {
+        Err(self.refuse("HcsEnumerateComputeSystems"))
+    }
+}
+
+#[async_trait]
+impl Layers for NoHost {
+    async fn create_scratch(
+        &self,
+        _: &std::path::Path,
+        _: &[std::path::PathBuf],
+    ) -> Result<(), HostError> {
+        Err(self.refuse("CreateSandboxLayer"))
+    }
+    async fn activate(
+        &self,
+        _: &std::path::Path,
+        _: &[std::path::PathBuf],
+    ) -> Result<String, HostError> {
+        Err(self.refuse("ActivateLayer"))
+    }
+    async fn deactivate(&self, _: &std::path::Path) -> Result<(), HostError> {
+        Err(self.refuse("DeactivateLayer"))
+    }
+    async fn destroy(&self, _: &std::path::Path) -> Result<(), HostError> {
+        Err(self.refuse("DestroyLayer"))
+    }
+}

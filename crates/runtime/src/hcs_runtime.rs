@@ -99,6 +99,11 @@ impl HcsRuntime {
         &self.images
     }
 
+    /// The folder of the container's log files, for following them (`pane logs -f`).
+    pub fn log_dir(&self, id: &ContainerId) -> std::path::PathBuf {
+        self.containers.log_dir(id)
+    }
+
     /// Adopts running containers of an earlier run, finishes interrupted creates and
     /// removes, and terminates this owner's compute systems that no record knows.
     pub async fn reconcile(&self) -> Result<Reconciled> {
@@ -229,10 +234,12 @@ impl Runtime for HcsRuntime {
             // Stopping a container that is not running is a no-op, as in Docker.
             return Ok(());
         }
+        self.containers.attach(id).await?;
         self.containers.stop(id, timeout).await.map(drop)
     }
 
     async fn kill_container(&self, id: &ContainerId, signal: Signal) -> Result<()> {
+        self.containers.attach(id).await?;
         self.containers.kill(id, signal).await
     }
 
@@ -257,6 +264,7 @@ impl Runtime for HcsRuntime {
         id: &ContainerId,
         options: &ExecOptions,
     ) -> Result<ExecEventStream> {
+        self.containers.attach(id).await?;
         self.containers.exec(id, options).await
     }
 
@@ -272,6 +280,7 @@ impl Runtime for HcsRuntime {
         let query = PropertyQuery {
             property_types: Some(vec!["Statistics".into()]),
         };
+        self.containers.attach(id).await?;
         let properties = self.compute.properties(&id.to_string(), &query).await?;
         let statistics = properties.statistics.unwrap_or_default();
         Ok(ContainerStats {
@@ -287,6 +296,7 @@ impl Runtime for HcsRuntime {
     }
 
     async fn wait_outcome(&self, id: &ContainerId) -> Result<WaitOutcome> {
+        self.containers.attach(id).await?;
         self.containers.wait(id).await
     }
 

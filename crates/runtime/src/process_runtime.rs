@@ -307,6 +307,8 @@ impl ProcessRuntime {
             });
         }
         let system = id.to_string();
+        // Created by another pane process (`pane create`, then `pane start`): open it here.
+        self.compute.open(&system).await?;
         let events = self.compute.events(&system)?;
         let parameters = init_process(spec, image)?;
         let writer = self.log_writer(id)?;
@@ -624,6 +626,7 @@ impl ProcessRuntime {
         for system in owned {
             let known = records.iter().any(|r| r.id.to_string() == system);
             if !known {
+                let _ = self.compute.open(&system).await;
                 let _ = self.compute.terminate(&system).await;
                 self.compute.close(&system).await;
                 report.orphans.push(system);
@@ -670,6 +673,7 @@ impl ProcessRuntime {
     ) -> Result<(), RuntimeError> {
         if system_exists {
             let system = record.id.to_string();
+            let _ = self.compute.open(&system).await;
             let _ = self.compute.terminate(&system).await;
             self.compute.close(&system).await;
         }
@@ -706,6 +710,8 @@ impl ProcessRuntime {
         record.phase = Phase::Removing;
         self.records.save(&record)?;
         let system = id.to_string();
+        // This process may not hold a handle yet; a system that is gone already is fine.
+        let _ = self.compute.open(&system).await;
         let _ = self.compute.terminate(&system).await;
         self.compute.close(&system).await;
         if let Some(scratch) = &record.resources.scratch {

@@ -112,6 +112,13 @@ impl Compute for HcsCompute {
     }
 
     async fn open(&self, id: &str) -> Result<(), HostError> {
+        let already = self
+            .handles
+            .lock()
+            .is_ok_and(|handles| handles.systems.contains_key(id));
+        if already {
+            return Ok(());
+        }
         let system = sys::ComputeSystem::open(id)
             .await
             .map_err(|e| host_error("HcsOpenComputeSystem", &e))?;

@@ -1,3 +1,6 @@
+pub mod container_info;
+pub mod container_source;
+pub mod containers;
 pub mod images;
 pub mod plan;
 pub mod spec_check;

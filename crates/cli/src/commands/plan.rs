@@ -50,7 +50,7 @@ pub fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<ExitCode, Failure> {
             host_processors: args.host_processors,
             gpu_adapters: gpu_adapters.as_deref(),
             root: &root,
-            owner: &args.owner,
+            owner: &global.owner,
             experimental_gpu_pv: args.experimental_gpu_pv,
         };
         match plan(&input) {
@@ -105,7 +105,7 @@ fn select_services(file: SpecFile, args: &PlanArgs) -> Result<Vec<(String, Servi
                 .file_stem()
                 .and_then(|s| s.to_str())
                 .unwrap_or("service");
-            vec![(sanitize(stem), spec)]
+            vec![(super::container_source::sanitize(stem), spec)]
         }
         SpecFile::Deployment(deployment) => deployment.services.into_iter().collect(),
     };
@@ -125,21 +125,6 @@ fn select_services(file: SpecFile, args: &PlanArgs) -> Result<Vec<(String, Servi
             Ok(found)
         }
     }
-}
-
-/// A file stem as a service name: lowercase letters, digits and '-'.
-fn sanitize(stem: &str) -> String {
-    let name: String = stem
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    name.trim_matches('-').to_owned()
 }
 
 fn host_build(args: &PlanArgs) -> Result<Option<OsVersion>, Failure> {
