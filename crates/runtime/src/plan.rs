@@ -5,14 +5,11 @@
 //! layer ids, network ids) appear as `<placeholders>` or as ids derived from names.
 
 use pane_gcs::messages::{NULL_CONTAINER_ID, TimeZoneInformation, UvmConfig};
-use pane_gcs::settings::{CombinedLayers, GuestLayer, GuestRequest, vsmb_guest_path};
+use pane_gcs::settings::GuestRequest;
 use pane_hcs::doc::{
-    self, HostedContainerInput, LayerRef, ProcessContainerInput, SCSI_CONTROLLERS, UtilityVmInput,
-    guest_scratch_path,
+    self, HostedContainerInput, LayerRef, ProcessContainerInput, UtilityVmInput, guest_scratch_path,
 };
-use pane_hcs::schema::{
-    Attachment, MappedDirectory, ModifySettingRequest, ProcessParameters, VirtualSmbShare,
-};
+use pane_hcs::schema::{MappedDirectory, ModifySettingRequest, ProcessParameters};
 use pane_oci::ImageFacts;
 use pane_spec::{IsolationMode, OsVersion, ServiceSpec};
 use serde::Serialize;
@@ -21,6 +18,7 @@ use uuid::Uuid;
 
 use crate::error::RuntimeError;
 use crate::gpu::{GpuAdapter, select_gpus};
+use crate::hyperv_docs;
 use crate::id::ContainerId;
 use crate::isolation::{Isolation, IsolationDecision, decide_isolation};
 use crate::process::init_process;
@@ -465,43 +463,16 @@ fn share_with_vm(
     uvm_id: &str,
     steps: &mut Vec<Step>,
 ) -> (Vec<LayerRef>, Vec<MappedDirectory>) {
-    let mut guest_layers = Vec::new();
-    for (index, layer) in layers.iter().enumerate() {
-        let share = format!("s{index}");
-        steps.push(
-            Step::new(
-                "hcs",
-                "HcsModifyComputeSystem",
-                uvm_id,
-                "share a read-only layer with the VM",
-            )
-            .with(&vsmb_add(&share, &layer.path, true)),
-        );
-        guest_layers.push(LayerRef {
-            id: layer.id.clone(),
-            path: vsmb_guest_path(&share),
-        });
+    let shares = hyperv_docs::VmShares::new(layers, &input.spec.mounts);
+    for share in &shares.requests {
+        let why = if share.layer {
+            "share a read-only layer with the VM"
+        } else {
+            "share a mount source with the VM"
+        };
+        steps.push(Step::new("hcs", "HcsModifyComputeSystem", uvm_id, why).with(&share.request));
     }
-    let mut guest_mounts = Vec::new();
-    for (offset, mount) in input.spec.mounts.iter().enumerate() {
-        let share = format!("s{}", layers.len() + offset);
-        steps.push(
-            Step::new(
-                "hcs",
-                "HcsModifyComputeSystem",
-                uvm_id,
-                "share a mount source with the VM",
-            )
-            .with(&vsmb_add(&share, &mount.source, mount.read_only)),
-        );
-        guest_mounts.push(MappedDirectory {
-            host_path: vsmb_guest_path(&share),
-            host_path_type: None,
-            container_path: mount.target.clone(),
-            read_only: mount.read_only.then_some(true),
-        });
-    }
-    (guest_layers, guest_mounts)
+    (shares.guest_layers, shares.guest_mounts)
 }
 
 /// The container scratch on SCSI LUN 1, mounted in the guest, with the layers combined over
@@ -526,20 +497,7 @@ fn mount_container_root(
         &scratch,
         "let the VM open the container scratch",
     ));
-    let attach = ModifySettingRequest {
-        resource_path: Some(format!(
-            "VirtualMachine/Devices/Scsi/{}/Attachments/1",
-            SCSI_CONTROLLERS[0]
-        )),
-        request_type: Some("Add".to_owned()),
-        settings: serde_json::to_value(Attachment {
-            kind: "VirtualDisk".to_owned(),
-            path: scratch.clone(),
-            ..Attachment::default()
-        })
-        .ok(),
-        guest_request: None,
-    };
+    let attach = hyperv_docs::scsi_attach(&scratch, hyperv_docs::CONTAINER_SCRATCH_LUN);
     steps.push(
         Step::new(
             "hcs",
@@ -556,20 +514,11 @@ fn mount_container_root(
             NULL_CONTAINER_ID,
             "mount the scratch in the guest",
         )
-        .with(&GuestRequest::mount_scsi_disk(&guest_scratch, 1)),
+        .with(&GuestRequest::mount_scsi_disk(
+            &guest_scratch,
+            hyperv_docs::CONTAINER_SCRATCH_LUN,
+        )),
     );
-    let combined = CombinedLayers {
-        container_root_path: guest_scratch.clone(),
-        layers: guest_layers
-            .iter()
-            .map(|l| GuestLayer {
-                id: Uuid::parse_str(&l.id).unwrap_or_default(),
-                path: l.path.clone(),
-            })
-            .collect(),
-        scratch_path: None,
-        filter_type: None,
-    };
     steps.push(
         Step::new(
             "gcs",
@@ -577,7 +526,7 @@ fn mount_container_root(
             NULL_CONTAINER_ID,
             "the container root: layers over the scratch (no FilterType: WS2022 guests reject it)",
         )
-        .with(&GuestRequest::combine_layers(&combined)),
+        .with(&hyperv_docs::combine_layers(&guest_scratch, guest_layers)),
     );
     guest_scratch
 }
@@ -632,29 +581,4 @@ fn attach_network_in_guest(id: &str, uvm_id: &str, namespace: Uuid, steps: &mut 
         )
         .with(&GuestRequest::network_add(nic)),
     );
-}
-
-/// A VSMB share add: layers get hcsshim's read-only options plus backup privilege (to read
-/// every file whatever its ACL); writable mount sources get none of the read-only flags.
-fn vsmb_add(share: &str, path: &str, layer_or_read_only: bool) -> ModifySettingRequest {
-    let options = if layer_or_read_only {
-        pane_hcs::schema::VirtualSmbShareOptions {
-            take_backup_privilege: Some(true),
-            ..doc::read_only_share_options()
-        }
-    } else {
-        pane_hcs::schema::VirtualSmbShareOptions::default()
-    };
-    let share = VirtualSmbShare {
-        name: share.to_owned(),
-        path: path.to_owned(),
-        allowed_files: None,
-        options: Some(options),
-    };
-    ModifySettingRequest {
-        resource_path: Some("VirtualMachine/Devices/VirtualSmb/Shares".to_owned()),
-        request_type: Some("Add".to_owned()),
-        settings: serde_json::to_value(share).ok(),
-        guest_request: None,
-    }
 }
