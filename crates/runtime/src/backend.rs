@@ -106,6 +106,18 @@ pub trait Compute: Send + Sync {
     fn events(&self, id: &str) -> Result<mpsc::UnboundedReceiver<ComputeEvent>, HostError>;
     /// Systems carrying `owner` as their owner tag.
     async fn enumerate(&self, owner: &str) -> Result<Vec<Properties>, HostError>;
+    /// Lets the utility VM `vm_id` (its compute-system id) open `path` (a VHDX).
+    async fn grant_vm_access(&self, vm_id: &str, path: &std::path::Path) -> Result<(), HostError>;
+}
+
+/// Reaches the guest compute service of a utility VM: hvsock on Windows. The guest dials the
+/// host once it has booted, so the listener is bound before the VM starts.
+#[async_trait]
+pub trait GuestConnector: Send + Sync {
+    /// Listens for the GCS of the VM whose `RuntimeId` is `vm`.
+    async fn listen(&self, vm: uuid::Uuid) -> std::io::Result<pane_gcs::transport::Listener>;
+    /// Where that VM's stdio relays are listened for.
+    fn relay(&self, vm: uuid::Uuid) -> pane_gcs::Transport;
 }
 
 /// Scratch-layer operations (vmcompute on Windows). Parents are never activated: only the
@@ -182,6 +194,9 @@ impl Compute for NoHost {
     }
     async fn enumerate(&self, _: &str) -> Result<Vec<Properties>, HostError> {
         Err(self.refuse("HcsEnumerateComputeSystems"))
+    }
+    async fn grant_vm_access(&self, _: &str, _: &std::path::Path) -> Result<(), HostError> {
+        Err(self.refuse("HcsGrantVmAccess"))
     }
 }
 

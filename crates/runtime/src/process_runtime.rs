@@ -212,6 +212,7 @@ impl ProcessRuntime {
             Err(error) => {
                 rollback.unwind().await;
                 if rollback.leftovers.is_empty() {
+                    self.remove_folder(id)?;
                     self.records.remove(id)?;
                 } else {
                     // Keep the record so a later reconcile can finish the cleanup.

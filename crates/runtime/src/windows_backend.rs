@@ -299,6 +299,12 @@ impl Compute for HcsCompute {
             .await
             .map_err(|e| host_error("HcsEnumerateComputeSystems", &e))
     }
+
+    async fn grant_vm_access(&self, vm_id: &str, path: &Path) -> Result<(), HostError> {
+        sys::grant_vm_access(vm_id, path)
+            .await
+            .map_err(|e| host_error("HcsGrantVmAccess", &e))
+    }
 }
 
 /// vmcompute's layer calls; they block, so they run on the blocking pool.
@@ -354,5 +360,22 @@ impl Layers for VmcomputeLayers {
     async fn destroy(&self, scratch: &Path) -> Result<(), HostError> {
         let scratch = scratch.to_owned();
         blocking("DestroyLayer", move || pane_wclayer::sys::destroy(&scratch)).await
+    }
+}
+
+/// The guest compute service over Hyper-V sockets.
+#[derive(Debug, Default)]
+pub struct HvSocketGuests;
+
+#[async_trait]
+impl crate::backend::GuestConnector for HvSocketGuests {
+    async fn listen(&self, vm: uuid::Uuid) -> std::io::Result<pane_gcs::transport::Listener> {
+        pane_gcs::Transport::HvSock { vm_id: vm }
+            .listen(pane_gcs::transport::GCS_SERVICE_ID)
+            .await
+    }
+
+    fn relay(&self, vm: uuid::Uuid) -> pane_gcs::Transport {
+        pane_gcs::Transport::HvSock { vm_id: vm }
     }
 }

@@ -23,6 +23,7 @@ pub const HCS_E_SYSTEM_ALREADY_EXISTS: u32 = 0x8037_010F;
 pub const HCS_E_SYSTEM_ALREADY_STOPPED: u32 = 0x8037_0110;
 pub const HCS_E_PROCESS_ALREADY_STOPPED: u32 = 0x8037_011F;
 pub const ERROR_NOT_FOUND: u32 = 0x8007_0490;
+pub const ERROR_FILE_NOT_FOUND: u32 = 0x8007_0002;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SystemState {
@@ -96,6 +97,7 @@ struct State {
     next_pid: u32,
     command_lines: Vec<String>,
     signals: Vec<(u32, Option<String>)>,
+    granted: Vec<std::path::PathBuf>,
 }
 
 #[derive(Default)]
@@ -497,5 +499,18 @@ impl Compute for FakeHcs {
             .collect();
         found.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(found)
+    }
+
+    async fn grant_vm_access(&self, vm_id: &str, path: &std::path::Path) -> Result<(), HostError> {
+        let mut state = self.enter("HcsGrantVmAccess", vm_id)?;
+        if !path.exists() {
+            return Err(HostError::new(
+                "HcsGrantVmAccess",
+                ERROR_FILE_NOT_FOUND,
+                path.display().to_string(),
+            ));
+        }
+        state.granted.push(path.to_owned());
+        Ok(())
     }
 }

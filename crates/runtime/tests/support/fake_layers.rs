@@ -66,6 +66,10 @@ impl Layers for FakeLayers {
                 scratch.display().to_string(),
             ));
         }
+        // As CreateSandboxLayer does: the folder with its `sandbox.vhdx`.
+        std::fs::create_dir_all(scratch)
+            .and_then(|()| std::fs::write(scratch.join("sandbox.vhdx"), b"vhdx"))
+            .map_err(|e| HostError::new("CreateScratchLayer", 0x8007_0005, e.to_string()))?;
         state.layers.insert(scratch.to_owned(), false);
         Ok(())
     }
@@ -101,6 +105,7 @@ impl Layers for FakeLayers {
             ));
         }
         state.layers.remove(scratch);
+        let _ = std::fs::remove_dir_all(scratch);
         Ok(())
     }
 }
