@@ -45,7 +45,7 @@ async fn drain(
 
 /// Persists a pipe as log lines until it closes, handing each chunk to `forward` too (an
 /// exec's stream); the log keeps going if `forward`'s reader has gone.
-async fn log_pump(
+pub(crate) async fn log_pump(
     reader: Box<dyn crate::backend::ProcessOutput>,
     mut splitter: LineSplitter,
     writer: SharedLog,
@@ -69,7 +69,74 @@ async fn log_pump(
     append(splitter.finish().into_iter().collect());
 }
 
-type SharedLog = Arc<Mutex<LogWriter>>;
+pub(crate) type SharedLog = Arc<Mutex<LogWriter>>;
+
+/// The workload's pipes into its log, one task per pipe.
+pub(crate) fn spawn_log_pumps(
+    stdout: Option<Box<dyn crate::backend::ProcessOutput>>,
+    stderr: Option<Box<dyn crate::backend::ProcessOutput>>,
+    writer: &SharedLog,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    [(stdout, LogStream::Stdout), (stderr, LogStream::Stderr)]
+        .into_iter()
+        .filter_map(|(reader, stream)| {
+            reader.map(|reader| {
+                tokio::spawn(log_pump(
+                    reader,
+                    LineSplitter::new(stream),
+                    Arc::clone(writer),
+                    |_| {},
+                ))
+            })
+        })
+        .collect()
+}
+
+/// How a container's workload ends: `Some(code)` when the workload itself exited, `None`
+/// when the container went without it (its system exited, the guest connection closed).
+pub(crate) type WorkloadExit =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Option<i32>> + Send>>;
+
+/// The exit of process `pid` as HCS reports it on the system's event channel.
+fn host_workload_exit(
+    mut events: tokio::sync::mpsc::UnboundedReceiver<ComputeEvent>,
+    pid: u32,
+) -> WorkloadExit {
+    Box::pin(async move {
+        loop {
+            match events.recv().await {
+                Some(ComputeEvent::Process {
+                    pid: p,
+                    event: HcsEvent::ProcessExited { exit_code },
+                }) if p == pid => {
+                    break Some(exit_code.map_or(WaitOutcome::LOST_EXIT_CODE, |c| {
+                        i32::from_ne_bytes(c.to_ne_bytes())
+                    }));
+                }
+                Some(ComputeEvent::System(
+                    HcsEvent::SystemExited { .. } | HcsEvent::ServiceDisconnect,
+                ))
+                | None => break None,
+                Some(_) => {}
+            }
+        }
+    })
+}
+
+/// The compute systems a record says may exist: the container itself (process isolation)
+/// or its utility VM (Hyper-V).
+fn systems_of(record: &ContainerRecord) -> Vec<String> {
+    match record.isolation {
+        Some(Isolation::Hyperv) => vec![
+            record
+                .resources
+                .utility_vm
+                .clone()
+                .unwrap_or_else(|| crate::hyperv::utility_vm_id(&record.id)),
+        ],
+        _ => vec![record.id.to_string()],
+    }
+}
 
 /// How long an exit waits for its output to drain: a grandchild can hold the pipes open
 /// after the workload has gone, and the exit must not wait on it.
@@ -112,15 +179,19 @@ pub struct Layout {
 }
 
 pub struct ProcessRuntime {
-    compute: Arc<dyn Compute>,
-    layers: Arc<dyn Layers>,
-    records: RecordStore,
-    layout: Layout,
+    pub(crate) compute: Arc<dyn Compute>,
+    pub(crate) layers: Arc<dyn Layers>,
+    pub(crate) records: RecordStore,
+    pub(crate) layout: Layout,
     /// Exit outcomes of started containers, published by their watcher tasks.
     exits: Mutex<HashMap<ContainerId, watch::Receiver<Option<WaitOutcome>>>>,
     /// One writer per container log, shared by the workload's and the execs' pumps so
     /// rotation happens in one place.
     logs: Mutex<HashMap<ContainerId, SharedLog>>,
+    /// Reaches utility VMs' guests; without it Hyper-V isolation is refused.
+    pub(crate) guest: Option<Arc<dyn crate::backend::GuestConnector>>,
+    /// The guest connections of this process's Hyper-V containers.
+    pub(crate) guests: Mutex<HashMap<ContainerId, Arc<pane_gcs::GuestConnection>>>,
 }
 
 impl std::fmt::Debug for ProcessRuntime {
@@ -146,11 +217,23 @@ impl ProcessRuntime {
             layout,
             exits: Mutex::default(),
             logs: Mutex::default(),
+            guest: None,
+            guests: Mutex::default(),
         }
     }
 
+    /// Enables Hyper-V isolation through `connector`.
+    #[must_use]
+    pub fn with_guest_connector(
+        mut self,
+        connector: Arc<dyn crate::backend::GuestConnector>,
+    ) -> Self {
+        self.guest = Some(connector);
+        self
+    }
+
     /// The container's log writer, opened on first use.
-    fn log_writer(&self, id: &ContainerId) -> Result<SharedLog, RuntimeError> {
+    pub(crate) fn log_writer(&self, id: &ContainerId) -> Result<SharedLog, RuntimeError> {
         let mut logs = self
             .logs
             .lock()
@@ -173,7 +256,7 @@ impl ProcessRuntime {
         self.folder(id)
     }
 
-    fn folder(&self, id: &ContainerId) -> PathBuf {
+    pub(crate) fn folder(&self, id: &ContainerId) -> PathBuf {
         self.layout.containers.join(id.to_string())
     }
 
@@ -191,20 +274,45 @@ impl ProcessRuntime {
         image: &ImageFacts,
         chain: &[LayerRef],
     ) -> Result<(), RuntimeError> {
+        self.create_isolated(id, spec, image, chain, Isolation::Process)
+            .await
+    }
+
+    /// As [`ProcessRuntime::create`], in the isolation given: Hyper-V boots a utility VM
+    /// and creates the container in it through the guest compute service.
+    pub async fn create_isolated(
+        &self,
+        id: &ContainerId,
+        spec: &ServiceSpec,
+        image: &ImageFacts,
+        chain: &[LayerRef],
+        isolation: Isolation,
+    ) -> Result<(), RuntimeError> {
         if self.records.load(id).is_ok() {
             return Err(RuntimeError::AlreadyExists { id: id.to_string() });
         }
         let mut record = ContainerRecord::new(id.clone(), &self.layout.owner, spec);
         record.image_manifest = Some(image.manifest_digest.clone());
-        record.isolation = Some(Isolation::Process);
+        record.isolation = Some(isolation);
         let scratch = self.scratch(id);
         record.resources.scratch = Some(scratch.clone());
+        if isolation == Isolation::Hyperv {
+            // Named up front so a crash at any later step finds the VM by its record.
+            record.resources.utility_vm = Some(crate::hyperv::utility_vm_id(id));
+        }
         self.records.save(&record)?;
         let mut rollback = Rollback::new();
-        match self
-            .create_steps(&mut rollback, &mut record, spec, chain, &scratch)
-            .await
-        {
+        let steps = match isolation {
+            Isolation::Process => {
+                self.create_steps(&mut rollback, &mut record, spec, chain, &scratch)
+                    .await
+            }
+            Isolation::Hyperv => {
+                self.hyperv_create_steps(&mut rollback, &mut record, spec, chain, &scratch)
+                    .await
+            }
+        };
+        match steps {
             Ok(()) => {
                 rollback.commit();
                 Ok(())
@@ -307,11 +415,14 @@ impl ProcessRuntime {
                 state: format!("{:?}", record.phase),
             });
         }
+        let parameters = init_process(spec, image)?;
+        if record.isolation == Some(Isolation::Hyperv) {
+            return self.hyperv_start(&mut record, parameters).await;
+        }
         let system = id.to_string();
         // Created by another pane process (`pane create`, then `pane start`): open it here.
         self.compute.open(&system).await?;
         let events = self.compute.events(&system)?;
-        let parameters = init_process(spec, image)?;
         let writer = self.log_writer(id)?;
         self.compute.start(&system).await?;
         let mut process = match self.compute.create_process(&system, &parameters).await {
@@ -321,38 +432,23 @@ impl ProcessRuntime {
                 return Err(e.into());
             }
         };
-        let output: Vec<_> = [
-            (process.stdout.take(), LogStream::Stdout),
-            (process.stderr.take(), LogStream::Stderr),
-        ]
-        .into_iter()
-        .filter_map(|(reader, stream)| {
-            reader.map(|reader| {
-                tokio::spawn(log_pump(
-                    reader,
-                    LineSplitter::new(stream),
-                    writer.clone(),
-                    |_| {},
-                ))
-            })
-        })
-        .collect();
+        let output = spawn_log_pumps(process.stdout.take(), process.stderr.take(), &writer);
         record.phase = Phase::Running;
         record.started_at = Some(Utc::now());
         record.resources.init_pid = Some(process.pid);
         self.records.save(&record)?;
-        self.watch_exit(id, process.pid, events, output);
+        self.watch_exit(id, host_workload_exit(events, process.pid), output, system);
         drop(process);
         Ok(())
     }
 
     /// Publishes the container's outcome when its workload (or the whole system) exits.
-    fn watch_exit(
+    pub(crate) fn watch_exit(
         &self,
         id: &ContainerId,
-        pid: u32,
-        mut events: tokio::sync::mpsc::UnboundedReceiver<ComputeEvent>,
+        exit: WorkloadExit,
         output: Vec<tokio::task::JoinHandle<()>>,
+        system: String,
     ) {
         let (publish, outcome) = watch::channel(None);
         if let Ok(mut exits) = self.exits.lock() {
@@ -361,27 +457,8 @@ impl ProcessRuntime {
         let records = self.records.clone();
         let compute = Arc::clone(&self.compute);
         let id = id.clone();
-        // The workload's exit is the container's exit. The system's exit without it is either
-        // the end another pane process already recorded, or a lost container.
         tokio::spawn(async move {
-            let workload_exit = loop {
-                match events.recv().await {
-                    Some(ComputeEvent::Process {
-                        pid: p,
-                        event: HcsEvent::ProcessExited { exit_code },
-                    }) if p == pid => {
-                        let code = exit_code.map_or(WaitOutcome::LOST_EXIT_CODE, |c| {
-                            i32::from_ne_bytes(c.to_ne_bytes())
-                        });
-                        break Some(code);
-                    }
-                    Some(ComputeEvent::System(
-                        HcsEvent::SystemExited { .. } | HcsEvent::ServiceDisconnect,
-                    ))
-                    | None => break None,
-                    Some(_) => {}
-                }
-            };
+            let workload_exit = exit.await;
             // Logs read after a wait hold everything the workload wrote.
             for pump in output {
                 let _ = tokio::time::timeout(OUTPUT_DRAIN, pump).await;
@@ -410,9 +487,9 @@ impl ProcessRuntime {
             };
             let _ = publish.send(Some(outcome));
             if workload_exit.is_some() {
-                // As containerd's shim does: once the workload is gone the silo goes too, so
-                // an exited container holds no host resources but its scratch layer.
-                let _ = compute.terminate(&id.to_string()).await;
+                // As containerd's shim does: once the workload is gone its silo (or utility
+                // VM) goes too, so an exited container holds nothing but its scratch layer.
+                let _ = compute.terminate(&system).await;
             }
         });
     }
@@ -462,11 +539,24 @@ impl ProcessRuntime {
         id: &ContainerId,
         timeout: Duration,
     ) -> Result<WaitOutcome, RuntimeError> {
-        let system = id.to_string();
-        let graceful = self
-            .compute
-            .shutdown(&system, timeout.max(Duration::from_secs(1)))
-            .await;
+        let record = self.records.load(id)?;
+        let grace = timeout.max(Duration::from_secs(1));
+        // Hyper-V: the container's own shutdown in the guest, and the VM as the last resort.
+        let (graceful, system) = match record.isolation {
+            Some(Isolation::Hyperv) => (
+                self.hyperv_shutdown(&record, grace).await,
+                record
+                    .resources
+                    .utility_vm
+                    .clone()
+                    .unwrap_or_else(|| crate::hyperv::utility_vm_id(id)),
+            ),
+            _ => {
+                let system = id.to_string();
+                let graceful = self.compute.shutdown(&system, grace).await;
+                (graceful.map_err(RuntimeError::from), system)
+            }
+        };
         let waited = tokio::time::timeout(timeout, self.wait(id)).await;
         let (signal, outcome) = if let (Ok(()), Ok(outcome)) = (graceful, waited) {
             ("SIGTERM", outcome?)
@@ -495,6 +585,9 @@ impl ProcessRuntime {
                 });
             }
         };
+        if record.isolation == Some(Isolation::Hyperv) {
+            return self.hyperv_kill(id, pid, signal).await;
+        }
         let console_event = match signal {
             Signal::Term => Some("CtrlShutdown"),
             Signal::Int => Some("CtrlC"),
@@ -528,8 +621,6 @@ impl ProcessRuntime {
                 state: format!("{:?}", record.phase),
             });
         }
-        let system = id.to_string();
-        let mut events = self.compute.events(&system)?;
         let parameters = ProcessParameters {
             command_line: pane_hcs::command_line::join(&options.command),
             environment: options.env.iter().cloned().collect(),
@@ -541,9 +632,20 @@ impl ProcessRuntime {
             ..ProcessParameters::default()
         };
         let writer = self.log_writer(id)?;
-        let process = self.compute.create_process(&system, &parameters).await?;
+        let (stdout, stderr, exit) = if record.isolation == Some(Isolation::Hyperv) {
+            let (_, stdout, stderr, exit) = self.hyperv_exec(id, parameters).await?;
+            (stdout, stderr, exit)
+        } else {
+            let system = id.to_string();
+            let events = self.compute.events(&system)?;
+            let process = self.compute.create_process(&system, &parameters).await?;
+            (
+                process.stdout,
+                process.stderr,
+                host_workload_exit(events, process.pid),
+            )
+        };
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-        let pid = process.pid;
         let exec_id = uuid::Uuid::new_v4().simple().to_string();
         let pump = |reader, stream, wrap: fn(Vec<u8>) -> ExecEvent| {
             let sender = sender.clone();
@@ -554,29 +656,10 @@ impl ProcessRuntime {
                 move |bytes: &[u8]| drop(sender.send(wrap(bytes.to_vec()))),
             ))
         };
-        let out = process
-            .stdout
-            .map(|reader| pump(reader, LogStream::Stdout, ExecEvent::Stdout));
-        let err = process
-            .stderr
-            .map(|reader| pump(reader, LogStream::Stderr, ExecEvent::Stderr));
+        let out = stdout.map(|reader| pump(reader, LogStream::Stdout, ExecEvent::Stdout));
+        let err = stderr.map(|reader| pump(reader, LogStream::Stderr, ExecEvent::Stderr));
         tokio::spawn(async move {
-            let code = loop {
-                match events.recv().await {
-                    Some(ComputeEvent::Process {
-                        pid: p,
-                        event: HcsEvent::ProcessExited { exit_code },
-                    }) if p == pid => {
-                        break exit_code.map_or(WaitOutcome::LOST_EXIT_CODE, |c| {
-                            i32::from_ne_bytes(c.to_ne_bytes())
-                        });
-                    }
-                    Some(ComputeEvent::System(HcsEvent::SystemExited { .. })) | None => {
-                        break WaitOutcome::LOST_EXIT_CODE;
-                    }
-                    Some(_) => {}
-                }
-            };
+            let code = exit.await.unwrap_or(WaitOutcome::LOST_EXIT_CODE);
             // All output first, then the exit, so the stream's order is the process's.
             for pump in [out, err].into_iter().flatten() {
                 let _ = pump.await;
@@ -600,15 +683,29 @@ impl ProcessRuntime {
             .collect();
         let records = self.records.list()?;
         for record in &records {
-            let system = record.id.to_string();
-            let exists = owned.contains(&system);
+            let exists = systems_of(record).iter().any(|s| owned.contains(s));
+            let hyperv = record.isolation == Some(Isolation::Hyperv);
             match (&record.phase, exists, record.resources.init_pid) {
-                (Phase::Running, true, Some(pid)) => {
+                (Phase::Running, true, Some(pid)) if !hyperv => {
                     self.watch_again(&record.id, pid).await?;
                     report.adopted.push(record.id.clone());
                 }
+                (Phase::Running, true, _) => {
+                    // The guest connection died with the pane that held it and a guest
+                    // agent takes one connection per boot: nothing could collect the
+                    // workload's exit or stop it cleanly, so the VM is ended now.
+                    self.end_systems(record).await;
+                    self.records.update(&record.id, |r| {
+                        r.phase = Phase::Exited {
+                            code: WaitOutcome::LOST_EXIT_CODE,
+                        };
+                        r.finished_at = Some(Utc::now());
+                        true
+                    })?;
+                    report.lost.push(record.id.clone());
+                }
                 (Phase::Creating | Phase::Removing | Phase::Failed { .. }, _, _) => {
-                    self.release(record, exists).await?;
+                    self.release(record).await?;
                     self.records.remove(&record.id)?;
                     report.cleaned.push(record.id.clone());
                 }
@@ -625,7 +722,7 @@ impl ProcessRuntime {
             }
         }
         for system in owned {
-            let known = records.iter().any(|r| r.id.to_string() == system);
+            let known = records.iter().any(|r| systems_of(r).contains(&system));
             if !known {
                 let _ = self.compute.open(&system).await;
                 let _ = self.compute.terminate(&system).await;
@@ -652,6 +749,16 @@ impl ProcessRuntime {
     }
 
     async fn watch_again(&self, id: &ContainerId, pid: u32) -> Result<(), RuntimeError> {
+        let record = self.records.load(id)?;
+        if record.isolation == Some(Isolation::Hyperv) {
+            // The workload lives in the guest; from here only the VM's end can be seen, and
+            // the exit code is the one the holder of the guest connection records.
+            let vm = systems_of(&record).remove(0);
+            self.compute.open(&vm).await?;
+            let events = self.compute.events(&vm)?;
+            self.watch_exit(id, host_workload_exit(events, u32::MAX), Vec::new(), vm);
+            return Ok(());
+        }
         let system = id.to_string();
         self.compute.open(&system).await?;
         let events = self.compute.events(&system)?;
@@ -662,27 +769,28 @@ impl ProcessRuntime {
         }
         // The workload's pipes belong to the process that started it; the log keeps what
         // that process copied.
-        self.watch_exit(id, pid, events, Vec::new());
+        self.watch_exit(id, host_workload_exit(events, pid), Vec::new(), system);
         Ok(())
     }
 
     /// Takes away whatever a record says may exist; absent pieces are fine.
-    async fn release(
-        &self,
-        record: &ContainerRecord,
-        system_exists: bool,
-    ) -> Result<(), RuntimeError> {
-        if system_exists {
-            let system = record.id.to_string();
-            let _ = self.compute.open(&system).await;
-            let _ = self.compute.terminate(&system).await;
-            self.compute.close(&system).await;
-        }
+    async fn release(&self, record: &ContainerRecord) -> Result<(), RuntimeError> {
+        self.end_systems(record).await;
         if let Some(scratch) = &record.resources.scratch {
             self.layers.deactivate(scratch).await?;
             self.layers.destroy(scratch).await?;
         }
         self.remove_folder(&record.id)
+    }
+
+    /// Terminates and lets go of the compute systems a record says may exist. This process
+    /// may hold no handle yet, and a system that is gone already is fine.
+    async fn end_systems(&self, record: &ContainerRecord) {
+        for system in systems_of(record) {
+            let _ = self.compute.open(&system).await;
+            let _ = self.compute.terminate(&system).await;
+            self.compute.close(&system).await;
+        }
     }
 
     /// The container's folder (its log; the scratch layer is already destroyed by then).
@@ -710,11 +818,8 @@ impl ProcessRuntime {
         }
         record.phase = Phase::Removing;
         self.records.save(&record)?;
-        let system = id.to_string();
-        // This process may not hold a handle yet; a system that is gone already is fine.
-        let _ = self.compute.open(&system).await;
-        let _ = self.compute.terminate(&system).await;
-        self.compute.close(&system).await;
+        self.forget_guest(id);
+        self.end_systems(&record).await;
         if let Some(scratch) = &record.resources.scratch {
             if record.resources.scratch_activated {
                 self.layers.deactivate(scratch).await?;
