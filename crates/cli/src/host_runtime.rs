@@ -29,6 +29,7 @@ impl Host {
             HcsSupport::Unavailable { reason, fix } => Some(format!("{reason}; {fix}")),
         };
         let (compute, layers) = backends(unusable.as_deref());
+        let hyperv = unusable.is_none();
         let processors = std::thread::available_parallelism()
             .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
         let runtime = HcsRuntime::new(
@@ -45,6 +46,11 @@ impl Host {
                 },
             },
         )?;
+        let runtime = if hyperv {
+            with_guests(runtime)
+        } else {
+            runtime
+        };
         let tokio = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -74,6 +80,16 @@ fn backends(unusable: Option<&str>) -> (Arc<dyn Compute>, Arc<dyn Layers>) {
         ),
         Some(reason) => no_host(reason),
     }
+}
+
+#[cfg(windows)]
+fn with_guests(runtime: HcsRuntime) -> HcsRuntime {
+    runtime.with_guest_connector(Arc::new(pane_runtime::windows_backend::HvSocketGuests))
+}
+
+#[cfg(not(windows))]
+fn with_guests(runtime: HcsRuntime) -> HcsRuntime {
+    runtime
 }
 
 #[cfg(not(windows))]

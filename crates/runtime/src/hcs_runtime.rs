@@ -95,6 +95,16 @@ impl HcsRuntime {
         })
     }
 
+    /// Enables Hyper-V isolation: utility VMs' guests are reached through `connector`.
+    #[must_use]
+    pub fn with_guest_connector(
+        mut self,
+        connector: Arc<dyn crate::backend::GuestConnector>,
+    ) -> Self {
+        self.containers = self.containers.with_guest_connector(connector);
+        self
+    }
+
     pub fn images(&self) -> &ImageService {
         &self.images
     }
@@ -155,18 +165,21 @@ impl HcsRuntime {
             parse_build(image.os_version.as_deref()).as_ref(),
             self.host_build.as_ref(),
         );
-        if decision.isolation == Isolation::Hyperv {
+        if decision.isolation == Isolation::Hyperv && spec.resources.gpu.is_some() {
             return Err(RuntimeError::Unsupported {
-                operation: "Hyper-V isolation",
+                operation: "GPUs under Hyper-V isolation",
                 reason: format!(
-                    "{decision} was chosen; the runtime does not drive utility VMs yet (`pane plan` shows every \
-                     step it would take). Use an image built for this host's Windows build, or \
-                     `isolation: process` when the builds are compatible"
+                    "{decision} was chosen, and Windows gives GPUs to process-isolated \
+                     containers only; run on a host whose build matches the image, or set \
+                     `isolation: process`"
                 ),
             });
         }
+        tracing::info!(%id, %decision, "isolation decided");
         let chain = self.images.chain(&image).await?;
-        self.containers.create(id, spec, &image, &chain).await
+        self.containers
+            .create_isolated(id, spec, &image, &chain, decision.isolation)
+            .await
     }
 
     /// Containers' `(reference, manifest)`, so their images are kept.

@@ -64,21 +64,32 @@ pub(crate) fn guest_workload_exit(
     })
 }
 
+/// A process's id and the pipes its output is read from.
+pub(crate) struct ProcessPipes {
+    pub pid: u32,
+    pub stdout: Option<Box<dyn ProcessOutput>>,
+    pub stderr: Option<Box<dyn ProcessOutput>>,
+}
+
 /// A guest process's relay streams as the pipes the log pumps read.
-pub(crate) fn guest_pipes(
-    process: pane_gcs::GuestProcess,
-) -> (
-    u32,
-    Option<Box<dyn ProcessOutput>>,
-    Option<Box<dyn ProcessOutput>>,
-) {
-    let stdout = process
-        .stdout
-        .map(|s| Box::new(s.0) as Box<dyn ProcessOutput>);
-    let stderr = process
-        .stderr
-        .map(|s| Box::new(s.0) as Box<dyn ProcessOutput>);
-    (process.process_id, stdout, stderr)
+fn guest_pipes(process: pane_gcs::GuestProcess) -> ProcessPipes {
+    ProcessPipes {
+        pid: process.process_id,
+        stdout: process
+            .stdout
+            .map(|s| Box::new(s.0) as Box<dyn ProcessOutput>),
+        stderr: process
+            .stderr
+            .map(|s| Box::new(s.0) as Box<dyn ProcessOutput>),
+    }
+}
+
+/// A Hyper-V container's two disks.
+struct VmDisks {
+    /// The container's writable layer, hot-added on SCSI.
+    container_vhdx: PathBuf,
+    /// The VM's own scratch, a copy of the base layer's template.
+    vm_vhdx: PathBuf,
 }
 
 impl ProcessRuntime {
@@ -111,10 +122,13 @@ impl ProcessRuntime {
         chain: &[LayerRef],
         scratch: &Path,
     ) -> Result<(), RuntimeError> {
-        let connector = self.guest.clone().ok_or_else(|| RuntimeError::Unsupported {
-            operation: "Hyper-V isolation",
-            reason: "this runtime was built without a guest connector".to_owned(),
-        })?;
+        let connector = self
+            .guest
+            .clone()
+            .ok_or_else(|| RuntimeError::Unsupported {
+                operation: "Hyper-V isolation",
+                reason: "this runtime was built without a guest connector".to_owned(),
+            })?;
         let base = chain.last().ok_or_else(|| {
             RuntimeError::invalid(
                 "image",
@@ -122,8 +136,40 @@ impl ProcessRuntime {
                 "use a Windows base image (nanoserver, servercore)",
             )
         })?;
-        let container = record.id.to_string();
-        let uvm_id = utility_vm_id(&record.id);
+        let disks = self
+            .prepare_disks(rollback, &record.id, chain, Path::new(&base.path), scratch)
+            .await?;
+        let connection = self
+            .boot_utility_vm(
+                rollback,
+                record,
+                spec,
+                Path::new(&base.path),
+                &disks,
+                connector.as_ref(),
+            )
+            .await?;
+        self.build_container(rollback, record, spec, chain, &disks, &connection)
+            .await?;
+        record.phase = crate::records::Phase::Created;
+        self.records.save(record)?;
+        if let Ok(mut guests) = self.guests.lock() {
+            guests.insert(record.id.clone(), connection);
+        }
+        Ok(())
+    }
+
+    /// The container scratch (a new layer) and the VM's own scratch (a copy of the base
+    /// layer's template), each opened to the VM.
+    async fn prepare_disks(
+        &self,
+        rollback: &mut Rollback,
+        id: &ContainerId,
+        chain: &[LayerRef],
+        base: &Path,
+        scratch: &Path,
+    ) -> Result<VmDisks, RuntimeError> {
+        let uvm_id = utility_vm_id(id);
         let parents: Vec<PathBuf> = chain.iter().map(|l| PathBuf::from(&l.path)).collect();
 
         let layers = Arc::clone(&self.layers);
@@ -137,11 +183,9 @@ impl ProcessRuntime {
             .await?;
         let container_vhdx = scratch.join("sandbox.vhdx");
 
-        let vm_dir = self.folder(&record.id).join("vm");
+        let vm_dir = self.folder(id).join("vm");
         let vm_vhdx = vm_dir.join("sandbox.vhdx");
-        let template = Path::new(&base.path)
-            .join("UtilityVM")
-            .join("SystemTemplate.vhdx");
+        let template = base.join("UtilityVM").join("SystemTemplate.vhdx");
         let undo_dir = vm_dir.clone();
         rollback
             .step(
@@ -150,13 +194,13 @@ impl ProcessRuntime {
                     tokio::fs::create_dir_all(&vm_dir)
                         .await
                         .map_err(io_error("copy the utility VM's scratch"))?;
-                    tokio::fs::copy(&template, &vm_vhdx).await.map_err(|e| {
-                        RuntimeError::Host {
+                    tokio::fs::copy(&template, &vm_vhdx)
+                        .await
+                        .map_err(|e| RuntimeError::Host {
                             step: "copy the utility VM's scratch".into(),
                             hresult: None,
                             message: format!("{}: {e}", template.display()),
-                        }
-                    })?;
+                        })?;
                     Ok(())
                 },
                 move || async move {
@@ -179,12 +223,29 @@ impl ProcessRuntime {
                 })
                 .await?;
         }
+        Ok(VmDisks {
+            container_vhdx,
+            vm_vhdx,
+        })
+    }
 
-        let os_files = Path::new(&base.path).join("UtilityVM").join("Files");
+    /// The utility VM from create to a negotiated, cold-started guest connection that
+    /// knows its hvsock addresses.
+    async fn boot_utility_vm(
+        &self,
+        rollback: &mut Rollback,
+        record: &mut ContainerRecord,
+        spec: &ServiceSpec,
+        base: &Path,
+        disks: &VmDisks,
+        connector: &dyn crate::backend::GuestConnector,
+    ) -> Result<Arc<GuestConnection>, RuntimeError> {
+        let uvm_id = utility_vm_id(&record.id);
+        let os_files = base.join("UtilityVM").join("Files");
         let document = doc::utility_vm(&UtilityVmInput {
             owner: &self.layout.owner,
             os_files: &os_files.display().to_string(),
-            scratch_vhdx: &vm_vhdx.display().to_string(),
+            scratch_vhdx: &disks.vm_vhdx.display().to_string(),
             resources: &spec.resources,
             com1_pipe: None,
         });
@@ -263,7 +324,10 @@ impl ProcessRuntime {
                 "tell the guest its hvsock addresses",
                 async {
                     connection
-                        .modify(NULL_CONTAINER_ID, GuestRequest::hv_socket_update(runtime_id))
+                        .modify(
+                            NULL_CONTAINER_ID,
+                            GuestRequest::hv_socket_update(runtime_id),
+                        )
                         .await
                         .map_err(guest_error("tell the guest its hvsock addresses"))
                 },
@@ -273,7 +337,22 @@ impl ProcessRuntime {
                 },
             )
             .await?;
+        Ok(connection)
+    }
 
+    /// The layers and mounts shared with the VM, the scratch attached and mounted, the
+    /// layers combined over it, and the container created in the guest.
+    async fn build_container(
+        &self,
+        rollback: &mut Rollback,
+        record: &mut ContainerRecord,
+        spec: &ServiceSpec,
+        chain: &[LayerRef],
+        disks: &VmDisks,
+        connection: &GuestConnection,
+    ) -> Result<(), RuntimeError> {
+        let container = record.id.to_string();
+        let uvm_id = utility_vm_id(&record.id);
         let shares = VmShares::new(chain, &spec.mounts);
         for share in &shares.requests {
             let step = if share.layer {
@@ -291,7 +370,7 @@ impl ProcessRuntime {
         rollback
             .check("attach the container scratch to the VM", async {
                 let attach = hyperv_docs::scsi_attach(
-                    &container_vhdx.display().to_string(),
+                    &disks.container_vhdx.display().to_string(),
                     CONTAINER_SCRATCH_LUN,
                 );
                 Ok(self.compute.modify(&uvm_id, &attach).await?)
@@ -339,13 +418,7 @@ impl ProcessRuntime {
                     .await
                     .map_err(guest_error("create the container in the VM"))
             })
-            .await?;
-        record.phase = crate::records::Phase::Created;
-        self.records.save(record)?;
-        if let Ok(mut guests) = self.guests.lock() {
-            guests.insert(record.id.clone(), connection);
-        }
-        Ok(())
+            .await
     }
 
     /// Starts the hosted container and its workload, stdio relayed into the log, with a
@@ -370,7 +443,11 @@ impl ProcessRuntime {
                 return Err(guest_error("launch the workload in the VM")(e));
             }
         };
-        let (pid, stdout, stderr) = guest_pipes(process);
+        let ProcessPipes {
+            pid,
+            stdout,
+            stderr,
+        } = guest_pipes(process);
         let output = crate::process_runtime::spawn_log_pumps(stdout, stderr, &writer);
         record.phase = crate::records::Phase::Running;
         record.started_at = Some(chrono::Utc::now());
@@ -448,27 +525,15 @@ impl ProcessRuntime {
         &self,
         id: &ContainerId,
         parameters: ProcessParameters,
-    ) -> Result<
-        (
-            u32,
-            Option<Box<dyn ProcessOutput>>,
-            Option<Box<dyn ProcessOutput>>,
-            WorkloadExit,
-        ),
-        RuntimeError,
-    > {
+    ) -> Result<(ProcessPipes, WorkloadExit), RuntimeError> {
         let connection = self.guest_connection(id, "exec")?;
         let container = id.to_string();
         let process = connection
             .execute_process(&container, parameters)
             .await
             .map_err(guest_error("run the command in the VM"))?;
-        let (pid, stdout, stderr) = guest_pipes(process);
-        Ok((
-            pid,
-            stdout,
-            stderr,
-            guest_workload_exit(connection, container, pid),
-        ))
+        let pipes = guest_pipes(process);
+        let exit = guest_workload_exit(connection, container, pipes.pid);
+        Ok((pipes, exit))
     }
 }

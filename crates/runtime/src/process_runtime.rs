@@ -542,20 +542,14 @@ impl ProcessRuntime {
         let record = self.records.load(id)?;
         let grace = timeout.max(Duration::from_secs(1));
         // Hyper-V: the container's own shutdown in the guest, and the VM as the last resort.
-        let (graceful, system) = match record.isolation {
-            Some(Isolation::Hyperv) => (
-                self.hyperv_shutdown(&record, grace).await,
-                record
-                    .resources
-                    .utility_vm
-                    .clone()
-                    .unwrap_or_else(|| crate::hyperv::utility_vm_id(id)),
-            ),
-            _ => {
-                let system = id.to_string();
-                let graceful = self.compute.shutdown(&system, grace).await;
-                (graceful.map_err(RuntimeError::from), system)
-            }
+        let system = systems_of(&record).remove(0);
+        let graceful = if record.isolation == Some(Isolation::Hyperv) {
+            self.hyperv_shutdown(&record, grace).await
+        } else {
+            self.compute
+                .shutdown(&system, grace)
+                .await
+                .map_err(RuntimeError::from)
         };
         let waited = tokio::time::timeout(timeout, self.wait(id)).await;
         let (signal, outcome) = if let (Ok(()), Ok(outcome)) = (graceful, waited) {
@@ -633,8 +627,8 @@ impl ProcessRuntime {
         };
         let writer = self.log_writer(id)?;
         let (stdout, stderr, exit) = if record.isolation == Some(Isolation::Hyperv) {
-            let (_, stdout, stderr, exit) = self.hyperv_exec(id, parameters).await?;
-            (stdout, stderr, exit)
+            let (pipes, exit) = self.hyperv_exec(id, parameters).await?;
+            (pipes.stdout, pipes.stderr, exit)
         } else {
             let system = id.to_string();
             let events = self.compute.events(&system)?;

@@ -145,6 +145,15 @@ impl FakeHcs {
         ids
     }
 
+    /// The system whose `RuntimeId` (the hvsock VM id) is `runtime_id`.
+    pub fn system_with_runtime_id(&self, runtime_id: &str) -> Option<String> {
+        self.lock()
+            .systems
+            .iter()
+            .find(|(_, s)| s.runtime_id == runtime_id)
+            .map(|(id, _)| id.clone())
+    }
+
     /// Command lines of the processes started so far.
     pub fn command_lines(&self) -> Vec<String> {
         self.lock().command_lines.clone()

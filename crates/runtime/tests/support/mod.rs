@@ -2,3 +2,5 @@
 pub mod fake_hcs;
 pub mod fake_layers;
 pub mod fixtures;
+#[cfg(unix)]
+pub mod guest;
