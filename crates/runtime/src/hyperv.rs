@@ -253,7 +253,6 @@ impl ProcessRuntime {
             "utility_vm".to_owned(),
             serde_json::to_value(&document).unwrap_or_default(),
         )];
-        self.records.save(record)?;
         let compute = Arc::clone(&self.compute);
         let undo_vm = uvm_id.clone();
         rollback

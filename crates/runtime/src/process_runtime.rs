@@ -296,9 +296,13 @@ impl ProcessRuntime {
         record.isolation = Some(isolation);
         let scratch = self.scratch(id);
         record.resources.scratch = Some(scratch.clone());
-        if isolation == Isolation::Hyperv {
-            // Named up front so a crash at any later step finds the VM by its record.
-            record.resources.utility_vm = Some(crate::hyperv::utility_vm_id(id));
+        // Every host resource is named up front, so the first save already tells a
+        // restarted pane what a crash at any later step may have left.
+        match isolation {
+            Isolation::Process => record.resources.compute_system = Some(id.to_string()),
+            Isolation::Hyperv => {
+                record.resources.utility_vm = Some(crate::hyperv::utility_vm_id(id));
+            }
         }
         self.records.save(&record)?;
         let mut rollback = Rollback::new();
@@ -379,9 +383,6 @@ impl ProcessRuntime {
             "container".to_owned(),
             serde_json::to_value(&document).unwrap_or_default(),
         )];
-        record.resources.compute_system = Some(id.clone());
-        // Saved before the system exists, so a crash from here on finds it by the record.
-        self.records.save(record)?;
         let compute = Arc::clone(&self.compute);
         let undo_id = id.clone();
         rollback
