@@ -257,6 +257,11 @@ pub struct ExecArgs {
     /// Give the command a console (its output then comes as one stream).
     #[arg(short, long)]
     pub tty: bool,
+
+    /// Feed this command's standard input to the command (read to the end first, then
+    /// closed: `type data.csv | pane exec -i web-1 -- findstr error`).
+    #[arg(short, long)]
+    pub interactive: bool,
 }
 
 #[derive(Debug, Args)]

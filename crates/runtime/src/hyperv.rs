@@ -14,7 +14,7 @@ use pane_hcs::doc::{self, HostedContainerInput, LayerRef, UtilityVmInput};
 use pane_hcs::schema::{ProcessParameters, PropertyQuery};
 use pane_spec::ServiceSpec;
 
-use crate::backend::ProcessOutput;
+use crate::backend::{ProcessInput, ProcessOutput};
 use crate::error::RuntimeError;
 use crate::hyperv_docs::{self, CONTAINER_SCRATCH_LUN, VmShares};
 use crate::id::ContainerId;
@@ -64,17 +64,32 @@ pub(crate) fn guest_workload_exit(
     })
 }
 
-/// A process's id and the pipes its output is read from.
+/// A process's id and its pipes, wherever it runs.
 pub(crate) struct ProcessPipes {
     pub pid: u32,
+    pub stdin: Option<Box<dyn ProcessInput>>,
     pub stdout: Option<Box<dyn ProcessOutput>>,
     pub stderr: Option<Box<dyn ProcessOutput>>,
+}
+
+impl From<crate::backend::ProcessIo> for ProcessPipes {
+    fn from(process: crate::backend::ProcessIo) -> Self {
+        Self {
+            pid: process.pid,
+            stdin: process.stdin,
+            stdout: process.stdout,
+            stderr: process.stderr,
+        }
+    }
 }
 
 /// A guest process's relay streams as the pipes the log pumps read.
 fn guest_pipes(process: pane_gcs::GuestProcess) -> ProcessPipes {
     ProcessPipes {
         pid: process.process_id,
+        stdin: process
+            .stdin
+            .map(|s| Box::new(s.0) as Box<dyn ProcessInput>),
         stdout: process
             .stdout
             .map(|s| Box::new(s.0) as Box<dyn ProcessOutput>),
@@ -446,6 +461,7 @@ impl ProcessRuntime {
             pid,
             stdout,
             stderr,
+            ..
         } = guest_pipes(process);
         let output = crate::process_runtime::spawn_log_pumps(stdout, stderr, &writer);
         record.phase = crate::records::Phase::Running;

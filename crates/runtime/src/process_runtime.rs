@@ -622,24 +622,30 @@ impl ProcessRuntime {
             working_directory: options.working_dir.clone(),
             user: options.user.clone(),
             emulate_console: options.tty,
+            create_std_in_pipe: options.stdin.is_some(),
             create_std_out_pipe: true,
             create_std_err_pipe: !options.tty,
             ..ProcessParameters::default()
         };
         let writer = self.log_writer(id)?;
-        let (stdout, stderr, exit) = if record.isolation == Some(Isolation::Hyperv) {
-            let (pipes, exit) = self.hyperv_exec(id, parameters).await?;
-            (pipes.stdout, pipes.stderr, exit)
+        let (pipes, exit) = if record.isolation == Some(Isolation::Hyperv) {
+            self.hyperv_exec(id, parameters).await?
         } else {
             let system = id.to_string();
             let events = self.compute.events(&system)?;
             let process = self.compute.create_process(&system, &parameters).await?;
-            (
-                process.stdout,
-                process.stderr,
-                host_workload_exit(events, process.pid),
-            )
+            let exit = host_workload_exit(events, process.pid);
+            (crate::hyperv::ProcessPipes::from(process), exit)
         };
+        if let (Some(bytes), Some(mut input)) = (options.stdin.clone(), pipes.stdin) {
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt as _;
+                // A command that exits without reading all of it closes the pipe: fine.
+                let _ = input.write_all(&bytes).await;
+                let _ = input.shutdown().await;
+            });
+        }
+        let (stdout, stderr) = (pipes.stdout, pipes.stderr);
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
         let exec_id = uuid::Uuid::new_v4().simple().to_string();
         let pump = |reader, stream, wrap: fn(Vec<u8>) -> ExecEvent| {

@@ -23,6 +23,10 @@ pub struct ExecOptions {
     pub working_dir: Option<String>,
     pub user: Option<String>,
     pub tty: bool,
+    /// Bytes for the command's standard input, which is closed after them (so a filter such
+    /// as `findstr` ends). `None`: the command gets no standard input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<Vec<u8>>,
 }
 
 impl ExecOptions {

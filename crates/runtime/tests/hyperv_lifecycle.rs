@@ -224,6 +224,19 @@ async fn exec_and_kill_go_through_the_guest() {
         (output.exit_code, output.stdout.as_slice()),
         (4, &b"inside\n"[..])
     );
+    // Input is relayed to the guest process and closed after it, so a filter ends.
+    let filtered = pane_runtime::ExecOptions {
+        stdin: Some(b"alpha\nbeta\n".to_vec()),
+        ..pane_runtime::ExecOptions::command(["grep", "beta"])
+    };
+    let stream = world.runtime.exec(&id, &filtered).await.unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(10), pane_runtime::collect_exec(stream))
+        .await
+        .unwrap();
+    assert_eq!(
+        (output.exit_code, output.stdout.as_slice()),
+        (0, &b"beta\n"[..])
+    );
     world
         .runtime
         .kill(&id, pane_runtime::Signal::Term)

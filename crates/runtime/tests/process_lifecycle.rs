@@ -377,6 +377,28 @@ async fn exec_streams_output_and_ends_with_the_exit_code() {
 }
 
 #[tokio::test]
+async fn exec_feeds_its_input_and_closes_it() {
+    let world = world();
+    let id = ContainerId::new("web", 1);
+    world
+        .runtime
+        .create(&id, &spec(), &image(), &chain())
+        .await
+        .unwrap();
+    world.runtime.start(&id, &spec(), &image()).await.unwrap();
+    let options = pane_runtime::ExecOptions {
+        stdin: Some(b"line one\r\nline two\r\n".to_vec()),
+        ..pane_runtime::ExecOptions::command(["findstr", "two"])
+    };
+    let _stream = world.runtime.exec(&id, &options).await.unwrap();
+    let pid = *world.hcs.process_ids("web-1").last().unwrap();
+    let received = tokio::time::timeout(Duration::from_secs(5), world.hcs.read_stdin("web-1", pid))
+        .await
+        .expect("the input is closed after the bytes");
+    assert_eq!(received, b"line one\r\nline two\r\n");
+}
+
+#[tokio::test]
 async fn another_pane_process_attaches_waits_and_kills() {
     let world = world();
     let id = ContainerId::new("web", 1);

@@ -200,8 +200,16 @@ pub fn exec(global: &GlobalArgs, args: &ExecArgs) -> Result<ExitCode, Failure> {
             return Ok(ExitCode::from(exit::INVALID_INPUT));
         }
     };
+    let stdin = if args.interactive {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)?;
+        Some(bytes)
+    } else {
+        None
+    };
     let host = Host::open(global)?;
     let options = ExecOptions {
+        stdin,
         command: args.command.clone(),
         env,
         working_dir: args.workdir.clone(),

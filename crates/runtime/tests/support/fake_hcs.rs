@@ -34,6 +34,8 @@ pub enum SystemState {
 
 struct Process {
     exit_code: Option<u32>,
+    /// The workload's end of its standard input, when it asked for one.
+    stdin: Option<DuplexStream>,
     stdout: Option<DuplexStream>,
     stderr: Option<DuplexStream>,
 }
@@ -197,6 +199,22 @@ impl FakeHcs {
                 process.stdout = Some(stream);
             }
         }
+    }
+
+    /// Everything the host wrote to the process's standard input, once it closed it.
+    pub async fn read_stdin(&self, id: &str, pid: u32) -> Vec<u8> {
+        use tokio::io::AsyncReadExt as _;
+        let pipe = self
+            .lock()
+            .systems
+            .get_mut(id)
+            .and_then(|s| s.processes.get_mut(&pid))
+            .and_then(|p| p.stdin.take());
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            pipe.read_to_end(&mut bytes).await.unwrap();
+        }
+        bytes
     }
 
     /// What the system's `Statistics` query reports from now on.
@@ -420,6 +438,8 @@ impl Compute for FakeHcs {
             ));
         }
         let pipe = |wanted: bool| wanted.then(|| tokio::io::duplex(64 << 10));
+        let (stdin_host, stdin_workload) =
+            pipe(parameters.create_std_in_pipe).map_or((None, None), |(a, b)| (Some(a), Some(b)));
         let (stdout, stderr) = (
             pipe(parameters.create_std_out_pipe),
             pipe(parameters.create_std_err_pipe),
@@ -432,13 +452,14 @@ impl Compute for FakeHcs {
             pid,
             Process {
                 exit_code: None,
+                stdin: stdin_workload,
                 stdout: stdout_workload,
                 stderr: stderr_workload,
             },
         );
         Ok(ProcessIo {
             pid,
-            stdin: None,
+            stdin: stdin_host.map(|s| Box::new(s) as _),
             stdout: stdout_host.map(|s| Box::new(s) as _),
             stderr: stderr_host.map(|s| Box::new(s) as _),
         })
