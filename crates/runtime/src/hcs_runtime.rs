@@ -149,6 +149,7 @@ impl HcsRuntime {
         if self.records.load(id).is_ok() {
             return Err(RuntimeError::AlreadyExists { id: id.to_string() });
         }
+        refuse_networking(spec)?;
         let credentials = CredentialSource::from_spec(spec.image.auth.as_ref()).map_err(|e| {
             RuntimeError::invalid(
                 "image.auth",
@@ -193,6 +194,26 @@ impl HcsRuntime {
                 Some((reference, r.image_manifest?))
             })
             .collect())
+    }
+}
+
+/// Networks and published ports need the network attach, which is not built: a spec asking
+/// for them is refused rather than run without the network it expects.
+fn refuse_networking(spec: &ServiceSpec) -> Result<()> {
+    let asked = if spec.networks.is_empty() {
+        (!spec.ports.is_empty()).then_some("ports")
+    } else {
+        Some("networks")
+    };
+    match asked {
+        None => Ok(()),
+        Some(field) => Err(RuntimeError::Unsupported {
+            operation: "container networking",
+            reason: format!(
+                "the spec sets `{field}`, and pane cannot attach containers to a network yet; \
+                 remove `{field}` to run the container without a network"
+            ),
+        }),
     }
 }
 
@@ -431,4 +452,30 @@ impl Runtime for HcsRuntime {
 /// Opens the runtime with its state under `root` (used by the `pane` command).
 pub fn state_root(root: &Path) -> std::path::PathBuf {
     root.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_and_ports_are_refused_by_name() {
+        let image = "image: mcr.microsoft.com/windows/nanoserver:ltsc2022\n";
+        let plain = pane_spec::parse_service(image).unwrap();
+        assert!(refuse_networking(&plain).is_ok());
+        let ports = pane_spec::parse_service(&format!("{image}ports: [\"8080:80\"]\n")).unwrap();
+        assert!(
+            refuse_networking(&ports)
+                .unwrap_err()
+                .to_string()
+                .contains("`ports`")
+        );
+        let nets = pane_spec::parse_service(&format!("{image}networks: [overlay]\n")).unwrap();
+        assert!(
+            refuse_networking(&nets)
+                .unwrap_err()
+                .to_string()
+                .contains("`networks`")
+        );
+    }
 }
