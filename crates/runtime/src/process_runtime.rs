@@ -138,6 +138,10 @@ fn systems_of(record: &ContainerRecord) -> Vec<String> {
     }
 }
 
+/// Tries at removing a container folder whose files another process may still hold
+/// (50 ms, 100 ms, … : 2.75 s in all).
+const FOLDER_REMOVE_ATTEMPTS: u32 = 10;
+
 /// How long an exit waits for its output to drain: a grandchild can hold the pipes open
 /// after the workload has gone, and the exit must not wait on it.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
@@ -187,7 +191,7 @@ pub struct ProcessRuntime {
     exits: Mutex<HashMap<ContainerId, watch::Receiver<Option<WaitOutcome>>>>,
     /// One writer per container log, shared by the workload's and the execs' pumps so
     /// rotation happens in one place.
-    logs: Mutex<HashMap<ContainerId, SharedLog>>,
+    logs: Arc<Mutex<HashMap<ContainerId, SharedLog>>>,
     /// Reaches utility VMs' guests; without it Hyper-V isolation is refused.
     pub(crate) guest: Option<Arc<dyn crate::backend::GuestConnector>>,
     /// The guest connections of this process's Hyper-V containers.
@@ -216,7 +220,7 @@ impl ProcessRuntime {
             records,
             layout,
             exits: Mutex::default(),
-            logs: Mutex::default(),
+            logs: Arc::default(),
             guest: None,
             guests: Mutex::default(),
         }
@@ -324,7 +328,7 @@ impl ProcessRuntime {
             Err(error) => {
                 rollback.unwind().await;
                 if rollback.leftovers.is_empty() {
-                    self.remove_folder(id)?;
+                    self.remove_folder(id).await?;
                     self.records.remove(id)?;
                 } else {
                     // Keep the record so a later reconcile can finish the cleanup.
@@ -457,12 +461,20 @@ impl ProcessRuntime {
         }
         let records = self.records.clone();
         let compute = Arc::clone(&self.compute);
+        let logs = Arc::clone(&self.logs);
         let id = id.clone();
         tokio::spawn(async move {
             let workload_exit = exit.await;
             // Logs read after a wait hold everything the workload wrote.
             for pump in output {
                 let _ = tokio::time::timeout(OUTPUT_DRAIN, pump).await;
+            }
+            // Nothing writes to the log after the workload: close it, so another pane
+            // process can remove the folder (Windows refuses to delete an open file).
+            if workload_exit.is_some()
+                && let Ok(mut logs) = logs.lock()
+            {
+                logs.remove(&id);
             }
             // Only a running record becomes exited: a removal in progress keeps its phase, and
             // a record already exited (by the pane that holds the workload) gives its code.
@@ -781,7 +793,7 @@ impl ProcessRuntime {
             self.layers.deactivate(scratch).await?;
             self.layers.destroy(scratch).await?;
         }
-        self.remove_folder(&record.id)
+        self.remove_folder(&record.id).await
     }
 
     /// Terminates and lets go of the compute systems a record says may exist. This process
@@ -795,14 +807,27 @@ impl ProcessRuntime {
     }
 
     /// The container's folder (its log; the scratch layer is already destroyed by then).
-    fn remove_folder(&self, id: &ContainerId) -> Result<(), RuntimeError> {
-        match std::fs::remove_dir_all(self.folder(id)) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(RuntimeError::State {
-                path: self.folder(id).display().to_string(),
-                reason: format!("cannot remove the container folder: {e}"),
-            }),
+    async fn remove_folder(&self, id: &ContainerId) -> Result<(), RuntimeError> {
+        let folder = self.folder(id);
+        let mut attempt = 0;
+        loop {
+            match tokio::fs::remove_dir_all(&folder).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                // On Windows a file another process still has open (the log, while the
+                // supervisor of a just-terminated workload winds down) cannot be deleted
+                // yet; it is released within moments.
+                Err(_) if attempt < FOLDER_REMOVE_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50) * attempt).await;
+                }
+                Err(e) => {
+                    return Err(RuntimeError::State {
+                        path: folder.display().to_string(),
+                        reason: format!("cannot remove the container folder: {e}"),
+                    });
+                }
+            }
         }
     }
 
@@ -833,7 +858,7 @@ impl ProcessRuntime {
         if let Ok(mut logs) = self.logs.lock() {
             logs.remove(id);
         }
-        self.remove_folder(id)?;
+        self.remove_folder(id).await?;
         self.records.remove(id)
     }
 
