@@ -108,6 +108,19 @@ pub trait Compute: Send + Sync {
     async fn enumerate(&self, owner: &str) -> Result<Vec<Properties>, HostError>;
     /// Lets the utility VM `vm_id` (its compute-system id) open `path` (a VHDX).
     async fn grant_vm_access(&self, vm_id: &str, path: &std::path::Path) -> Result<(), HostError>;
+
+    /// CPU and memory of a system: HCS's `Statistics` query. Process-isolated containers
+    /// are read from their silo's job object on Windows instead, as that query is slow.
+    async fn statistics(&self, id: &str) -> Result<pane_hcs::schema::Statistics, HostError> {
+        let query = PropertyQuery {
+            property_types: Some(vec!["Statistics".to_owned()]),
+        };
+        Ok(self
+            .properties(id, &query)
+            .await?
+            .statistics
+            .unwrap_or_default())
+    }
 }
 
 /// Reaches the guest compute service of a utility VM: hvsock on Windows. The guest dials the

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use pane_hcs::schema::PropertyQuery;
 use pane_oci::credentials::CredentialSource;
 use pane_spec::{ImageReference, OsVersion, PullPolicy, ServiceSpec};
 
@@ -311,12 +310,13 @@ impl Runtime for HcsRuntime {
                 state: phase_state(&record.phase).to_string(),
             });
         }
-        let query = PropertyQuery {
-            property_types: Some(vec!["Statistics".into()]),
-        };
         self.containers.attach(id).await?;
-        let properties = self.compute.properties(&id.to_string(), &query).await?;
-        let statistics = properties.statistics.unwrap_or_default();
+        // A Hyper-V container is measured as its utility VM, which holds only it.
+        let system = match (&record.isolation, &record.resources.utility_vm) {
+            (Some(Isolation::Hyperv), Some(vm)) => vm.clone(),
+            _ => id.to_string(),
+        };
+        let statistics = self.compute.statistics(&system).await?;
         Ok(ContainerStats {
             cpu_usage_usec: statistics.cpu_usage_usec(),
             memory_bytes: statistics.private_working_set_bytes(),

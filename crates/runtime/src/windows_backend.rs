@@ -300,6 +300,43 @@ impl Compute for HcsCompute {
             .map_err(|e| host_error("HcsEnumerateComputeSystems", &e))
     }
 
+    async fn statistics(&self, id: &str) -> Result<pane_hcs::schema::Statistics, HostError> {
+        let system = self.system("HcsGetComputeSystemProperties", id)?;
+        let is_container = {
+            let system = system.lock().await;
+            let query = PropertyQuery {
+                property_types: Some(Vec::new()),
+            };
+            system
+                .properties(&query)
+                .await
+                .ok()
+                .and_then(|p| p.system_type)
+                .is_some_and(|t| t.eq_ignore_ascii_case("container"))
+        };
+        if is_container {
+            let silo = id.to_owned();
+            match tokio::task::spawn_blocking(move || crate::host::silo::silo_statistics(&silo))
+                .await
+            {
+                Ok(Ok(silo)) => return Ok(silo_to_schema(&silo)),
+                Ok(Err(e)) => {
+                    tracing::debug!(%id, error = %e, "silo statistics failed; asking HCS")
+                }
+                Err(e) => tracing::debug!(%id, error = %e, "silo statistics task failed"),
+            }
+        }
+        let query = PropertyQuery {
+            property_types: Some(vec!["Statistics".to_owned()]),
+        };
+        let system = system.lock().await;
+        system
+            .properties(&query)
+            .await
+            .map(|p| p.statistics.unwrap_or_default())
+            .map_err(|e| host_error("HcsGetComputeSystemProperties", &e))
+    }
+
     async fn grant_vm_access(&self, vm_id: &str, path: &Path) -> Result<(), HostError> {
         sys::grant_vm_access(vm_id, path)
             .await
@@ -377,5 +414,23 @@ impl crate::backend::GuestConnector for HvSocketGuests {
 
     fn relay(&self, vm: uuid::Uuid) -> pane_gcs::Transport {
         pane_gcs::Transport::HvSock { vm_id: vm }
+    }
+}
+
+/// The silo's counters in HCS's `Statistics` shape.
+fn silo_to_schema(silo: &crate::host::silo::SiloStatistics) -> pane_hcs::schema::Statistics {
+    use pane_hcs::schema::{MemoryStats, ProcessorStats, Statistics};
+    Statistics {
+        processor: Some(ProcessorStats {
+            total_runtime_100ns: Some(silo.user_100ns + silo.kernel_100ns),
+            runtime_user_100ns: Some(silo.user_100ns),
+            runtime_kernel_100ns: Some(silo.kernel_100ns),
+        }),
+        memory: Some(MemoryStats {
+            memory_usage_commit_bytes: Some(silo.commit_bytes),
+            memory_usage_commit_peak_bytes: Some(silo.commit_peak_bytes),
+            memory_usage_private_working_set_bytes: Some(silo.private_working_set_bytes),
+        }),
+        ..Statistics::default()
     }
 }

@@ -6,6 +6,8 @@ use pane_spec::OsVersion;
 use serde::Serialize;
 
 #[cfg(windows)]
+pub mod silo;
+#[cfg(windows)]
 mod windows;
 
 /// Facts about the host that decide what pane can do on it.
