@@ -22,7 +22,7 @@ use crate::id::ContainerId;
 use crate::isolation::Isolation;
 use crate::logs::{self, LineSplitter, LogWriter, read_logs};
 use crate::process::init_process;
-use crate::records::{ContainerRecord, Phase, RecordStore};
+use crate::records::{ContainerRecord, Durability, Phase, RecordStore};
 use crate::rollback::Rollback;
 use crate::signal::Signal;
 use crate::state::{WaitOutcome, WaitReason};
@@ -478,7 +478,7 @@ impl ProcessRuntime {
             }
             // Only a running record becomes exited: a removal in progress keeps its phase, and
             // a record already exited (by the pane that holds the workload) gives its code.
-            let recorded = records.update(&id, |record| {
+            let recorded = records.update(&id, Durability::Relaxed, |record| {
                 if record.phase != Phase::Running {
                     return false;
                 }
@@ -708,7 +708,7 @@ impl ProcessRuntime {
                     // agent takes one connection per boot: nothing could collect the
                     // workload's exit or stop it cleanly, so the VM is ended now.
                     self.end_systems(record).await;
-                    self.records.update(&record.id, |r| {
+                    self.records.update(&record.id, Durability::Synced, |r| {
                         r.phase = Phase::Exited {
                             code: WaitOutcome::LOST_EXIT_CODE,
                         };
@@ -843,7 +843,9 @@ impl ProcessRuntime {
             });
         }
         record.phase = Phase::Removing;
-        self.records.save(&record)?;
+        // Relaxed: if this is lost in a crash, the record keeps its old phase and still lists
+        // everything the container holds, so the remove can simply be run again.
+        self.records.write(&record, Durability::Relaxed)?;
         self.forget_guest(id);
         self.end_systems(&record).await;
         if let Some(scratch) = &record.resources.scratch {

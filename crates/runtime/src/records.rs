@@ -102,6 +102,17 @@ impl ContainerRecord {
     }
 }
 
+/// Whether a write must survive a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Flushed to disk before returning: for every record written before a step that
+    /// creates something on the host.
+    Synced,
+    /// Atomic but left to the page cache: for facts a restart can re-derive, such as an exit
+    /// code (lost, the container is reported as lost, which reconcile does anyway).
+    Relaxed,
+}
+
 /// The records directory. Clones share one lock, so an update (load, change, save) and a
 /// removal of the same record never interleave within a process.
 #[derive(Debug, Clone)]
@@ -132,8 +143,17 @@ impl RecordStore {
     }
 
     /// Write, fsync, rename, fsync the directory: after a crash the record is the old one or
-    /// the new one, never a torn mix.
+    /// the new one, never a torn mix, and a saved record survives.
     pub fn save(&self, record: &ContainerRecord) -> Result<(), RuntimeError> {
+        self.write(record, Durability::Synced)
+    }
+
+    /// As [`RecordStore::save`], with the durability the caller needs.
+    pub fn write(
+        &self,
+        record: &ContainerRecord,
+        durability: Durability,
+    ) -> Result<(), RuntimeError> {
         let path = self.path(&record.id);
         // Unique per writer, so two pane processes saving one record never share a file.
         let temporary = self.dir.join(format!(
@@ -146,10 +166,14 @@ impl RecordStore {
         let write = || -> std::io::Result<()> {
             let mut file = std::fs::File::create(&temporary)?;
             file.write_all(&bytes)?;
-            file.sync_all()?;
+            if durability == Durability::Synced {
+                file.sync_all()?;
+            }
             std::fs::rename(&temporary, &path)?;
             #[cfg(unix)]
-            std::fs::File::open(&self.dir)?.sync_all()?;
+            if durability == Durability::Synced {
+                std::fs::File::open(&self.dir)?.sync_all()?;
+            }
             Ok(())
         };
         write().map_err(|e| state_error(&path, e))
@@ -192,6 +216,7 @@ impl RecordStore {
     pub fn update(
         &self,
         id: &ContainerId,
+        durability: Durability,
         change: impl FnOnce(&mut ContainerRecord) -> bool,
     ) -> Result<Option<ContainerRecord>, RuntimeError> {
         let _guard = self
@@ -204,7 +229,7 @@ impl RecordStore {
             Err(e) => return Err(e),
         };
         if change(&mut record) {
-            self.save(&record)?;
+            self.write(&record, durability)?;
         }
         Ok(Some(record))
     }
