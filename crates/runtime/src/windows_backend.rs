@@ -321,7 +321,7 @@ impl Compute for HcsCompute {
             {
                 Ok(Ok(silo)) => return Ok(silo_to_schema(&silo)),
                 Ok(Err(e)) => {
-                    tracing::debug!(%id, error = %e, "silo statistics failed; asking HCS")
+                    tracing::debug!(%id, error = %e, "silo statistics failed; asking HCS");
                 }
                 Err(e) => tracing::debug!(%id, error = %e, "silo statistics task failed"),
             }
