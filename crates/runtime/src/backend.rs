@@ -236,3 +236,32 @@ impl Layers for NoHost {
         Err(self.refuse("DestroyLayer"))
     }
 }
+
+/// An endpoint on one of the node's networks, in a container's namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub id: uuid::Uuid,
+    pub network: String,
+    pub ip: Option<std::net::IpAddr>,
+    pub mac: Option<String>,
+    /// The endpoint as HCN describes it (`HostComputeEndpoint`); a Hyper-V guest is handed it.
+    pub document: serde_json::Value,
+}
+
+/// Container networking (HCN on Windows): a namespace per container and an endpoint in it
+/// per network joined. Ids are chosen by the runtime, so a record names them before they
+/// exist. Deleting what is already gone is not an error.
+#[async_trait]
+pub trait Network: Send + Sync {
+    /// Creates the namespace; returns its HCN document (a Hyper-V guest is handed it).
+    async fn create_namespace(&self, id: uuid::Uuid) -> Result<serde_json::Value, HostError>;
+    async fn delete_namespace(&self, id: uuid::Uuid) -> Result<(), HostError>;
+    /// Creates an endpoint on the network named `network` and adds it to `namespace`.
+    async fn create_endpoint(
+        &self,
+        network: &str,
+        id: uuid::Uuid,
+        namespace: uuid::Uuid,
+    ) -> Result<Endpoint, HostError>;
+    async fn delete_endpoint(&self, id: uuid::Uuid) -> Result<(), HostError>;
+}

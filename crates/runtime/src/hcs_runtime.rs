@@ -3,7 +3,6 @@
 //! answers state, inspect, list and stats from the records pane keeps.
 
 use std::net::IpAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,6 +91,13 @@ impl HcsRuntime {
             compute,
             host_build: settings.host_build,
         })
+    }
+
+    /// Joins containers to the networks their specs name through `network`.
+    #[must_use]
+    pub fn with_network(mut self, network: Arc<dyn crate::backend::Network>) -> Self {
+        self.containers = self.containers.with_network(network);
+        self
     }
 
     /// Enables Hyper-V isolation: utility VMs' guests are reached through `connector`.
@@ -196,24 +202,18 @@ impl HcsRuntime {
     }
 }
 
-/// Networks and published ports need the network attach, which is not built: a spec asking
-/// for them is refused rather than run without the network it expects.
+/// Publishing ports needs port-mapping policies on the endpoints, which are not built: a
+/// spec asking for them is refused rather than run without the ports it expects.
 fn refuse_networking(spec: &ServiceSpec) -> Result<()> {
-    let asked = if spec.networks.is_empty() {
-        (!spec.ports.is_empty()).then_some("ports")
-    } else {
-        Some("networks")
-    };
-    match asked {
-        None => Ok(()),
-        Some(field) => Err(RuntimeError::Unsupported {
-            operation: "container networking",
-            reason: format!(
-                "the spec sets `{field}`, and pane cannot attach containers to a network yet; \
-                 remove `{field}` to run the container without a network"
-            ),
-        }),
+    if spec.ports.is_empty() {
+        return Ok(());
     }
+    Err(RuntimeError::Unsupported {
+        operation: "published ports",
+        reason: "the spec sets `ports`, and pane cannot publish container ports yet; remove \
+                 `ports` (containers on a network are reachable at their own IP)"
+            .to_owned(),
+    })
 }
 
 fn parse_build(text: Option<&str>) -> Option<OsVersion> {
@@ -449,17 +449,12 @@ impl Runtime for HcsRuntime {
     }
 }
 
-/// Opens the runtime with its state under `root` (used by the `pane` command).
-pub fn state_root(root: &Path) -> std::path::PathBuf {
-    root.to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn networks_and_ports_are_refused_by_name() {
+    fn published_ports_are_refused_by_name() {
         let image = "image: mcr.microsoft.com/windows/nanoserver:ltsc2022\n";
         let plain = pane_spec::parse_service(image).unwrap();
         assert!(refuse_networking(&plain).is_ok());
@@ -469,13 +464,6 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("`ports`")
-        );
-        let nets = pane_spec::parse_service(&format!("{image}networks: [overlay]\n")).unwrap();
-        assert!(
-            refuse_networking(&nets)
-                .unwrap_err()
-                .to_string()
-                .contains("`networks`")
         );
     }
 }

@@ -412,13 +412,20 @@ impl ProcessRuntime {
                     .map_err(guest_error("combine the layers in the guest"))
             })
             .await?;
+        let attached = self
+            .attach_networks(rollback, record, &spec.networks)
+            .await?;
+        if let Some(attached) = &attached {
+            self.attach_networks_in_guest(rollback, record, attached, connection, &uvm_id)
+                .await?;
+        }
         let hostname = spec.hostname.clone().unwrap_or_else(|| container.clone());
         let hosted = doc::hosted_container(&HostedContainerInput {
             hostname: &hostname,
             layers: &shares.guest_layers,
             scratch_path: &guest_scratch,
             resources: &spec.resources,
-            network_namespace: None,
+            network_namespace: attached.as_ref().map(|a| a.namespace),
             mounts: &shares.guest_mounts,
         });
         record.documents.push((

@@ -12,6 +12,7 @@ mod id;
 pub mod images;
 pub mod isolation;
 pub mod logs;
+mod network;
 pub mod plan;
 pub mod process;
 pub mod process_runtime;

@@ -192,6 +192,8 @@ pub struct ProcessRuntime {
     /// One writer per container log, shared by the workload's and the execs' pumps so
     /// rotation happens in one place.
     logs: Arc<Mutex<HashMap<ContainerId, SharedLog>>>,
+    /// Joins containers to networks; without it specs with `networks` are refused.
+    pub(crate) network: Option<Arc<dyn crate::backend::Network>>,
     /// Reaches utility VMs' guests; without it Hyper-V isolation is refused.
     pub(crate) guest: Option<Arc<dyn crate::backend::GuestConnector>>,
     /// The guest connections of this process's Hyper-V containers.
@@ -223,7 +225,15 @@ impl ProcessRuntime {
             logs: Arc::default(),
             guest: None,
             guests: Mutex::default(),
+            network: None,
         }
+    }
+
+    /// Enables networks through `network`.
+    #[must_use]
+    pub fn with_network(mut self, network: Arc<dyn crate::backend::Network>) -> Self {
+        self.network = Some(network);
+        self
     }
 
     /// Enables Hyper-V isolation through `connector`.
@@ -302,6 +312,7 @@ impl ProcessRuntime {
         record.resources.scratch = Some(scratch.clone());
         // Every host resource is named up front, so the first save already tells a
         // restarted pane what a crash at any later step may have left.
+        crate::network::name_network_objects(&mut record, &spec.networks);
         match isolation {
             Isolation::Process => record.resources.compute_system = Some(id.to_string()),
             Isolation::Hyperv => {
@@ -370,6 +381,9 @@ impl ProcessRuntime {
             )
             .await?;
         record.resources.scratch_activated = true;
+        let attached = self
+            .attach_networks(rollback, record, &spec.networks)
+            .await?;
         let id = record.id.to_string();
         let hostname = spec.hostname.clone().unwrap_or_else(|| id.clone());
         let document = process_container(&ProcessContainerInput {
@@ -379,7 +393,7 @@ impl ProcessRuntime {
             scratch_volume: &volume,
             resources: &spec.resources,
             host_processors: self.layout.host_processors,
-            network_namespace: None,
+            network_namespace: attached.as_ref().map(|a| a.namespace),
             mounts: &spec.mounts,
             gpu: spec.resources.gpu.is_some(),
         });
@@ -789,6 +803,7 @@ impl ProcessRuntime {
     /// Takes away whatever a record says may exist; absent pieces are fine.
     async fn release(&self, record: &ContainerRecord) -> Result<(), RuntimeError> {
         self.end_systems(record).await;
+        self.release_networks(record).await?;
         if let Some(scratch) = &record.resources.scratch {
             self.layers.deactivate(scratch).await?;
             self.layers.destroy(scratch).await?;
@@ -848,6 +863,7 @@ impl ProcessRuntime {
         self.records.write(&record, Durability::Relaxed)?;
         self.forget_guest(id);
         self.end_systems(&record).await;
+        self.release_networks(&record).await?;
         if let Some(scratch) = &record.resources.scratch {
             if record.resources.scratch_activated {
                 self.layers.deactivate(scratch).await?;

@@ -44,6 +44,9 @@ pub struct HostResources {
     pub scratch_activated: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_namespace: Option<String>,
+    /// HCN endpoint ids, one per network joined.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<IpAddr>,
     /// The workload's process id, so a restarted pane can watch it again.

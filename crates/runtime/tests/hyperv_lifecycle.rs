@@ -17,12 +17,14 @@ use pane_runtime::records::{Phase, RecordStore};
 use pane_runtime::{ContainerId, Isolation, LogOptions};
 use support::fake_hcs::{FakeHcs, SystemState};
 use support::fake_layers::FakeLayers;
+use support::fake_network::FakeNetwork;
 use support::fixtures::image;
 use support::guest::PeerGuests;
 
 struct World {
     hcs: Arc<FakeHcs>,
     layers: Arc<FakeLayers>,
+    network: Arc<FakeNetwork>,
     guests: Arc<PeerGuests>,
     records: RecordStore,
     runtime: ProcessRuntime,
@@ -43,6 +45,7 @@ impl World {
             },
         )
         .with_guest_connector(self.guests.clone())
+        .with_network(self.network.clone())
     }
 
     fn chain(&self) -> Vec<LayerRef> {
@@ -77,6 +80,7 @@ fn world() -> World {
     let layers = Arc::new(FakeLayers::default());
     let guests = Arc::new(PeerGuests::new(dir.path().join("g"), hcs.clone()));
     let records = RecordStore::open(dir.path()).unwrap();
+    let network = Arc::new(FakeNetwork::default());
     let runtime = ProcessRuntime::new(
         hcs.clone(),
         layers.clone(),
@@ -87,10 +91,12 @@ fn world() -> World {
             host_processors: 4,
         },
     )
-    .with_guest_connector(guests.clone());
+    .with_guest_connector(guests.clone())
+    .with_network(network.clone());
     World {
         hcs,
         layers,
+        network,
         guests,
         records,
         runtime,
@@ -125,6 +131,11 @@ fn assert_nothing_left(world: &World) {
         world.layers.layers()
     );
     assert!(world.records.list().unwrap().is_empty(), "records left");
+    let (namespaces, endpoints) = world.network.leftovers();
+    assert!(
+        namespaces.is_empty() && endpoints.is_empty(),
+        "network objects left: {namespaces:?} {endpoints:?}"
+    );
     let folders: Vec<_> = std::fs::read_dir(world.dir.path().join("containers"))
         .map(|dir| dir.map(|entry| entry.unwrap().file_name()).collect())
         .unwrap_or_default();
@@ -350,5 +361,53 @@ async fn a_restart_ends_a_hyperv_container_it_can_no_longer_drive() {
         }
     );
     restarted.remove(&id, false).await.unwrap();
+    assert_nothing_left(&world);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guest_gets_the_namespace_and_a_nic_per_endpoint() {
+    let world = world();
+    let id = ContainerId::new("web", 1);
+    let mut spec = spec("exit 0");
+    spec.networks = vec!["nat".into()];
+    world.create(&id, &spec).await.unwrap();
+    let peer = &world.guests.peers()[0];
+    let modifies: Vec<String> = peer
+        .received()
+        .iter()
+        .filter(|r| r.rpc == Rpc::ModifySettings)
+        .map(|r| {
+            let request = &r.body["Request"];
+            format!(
+                "{} {}",
+                request["ResourceType"].as_str().unwrap_or_default(),
+                request["Settings"]["RequestType"]
+                    .as_str()
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        modifies[3..],
+        ["NetworkNamespace ", "Network PreAdd", "Network Add"],
+        "hcsshim's order after the storage steps: {modifies:?}"
+    );
+    let nic = world
+        .hcs
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("HcsModifyComputeSystem web-1@vm"))
+        .count();
+    assert_eq!(nic, 3, "a layer share, the SCSI scratch and the NIC");
+    let hosted = peer.container_document("web-1").unwrap();
+    assert!(
+        hosted["Container"]["Networking"]["Namespace"].is_string(),
+        "{hosted}"
+    );
+    assert_eq!(
+        world.records.load(&id).unwrap().resources.ip,
+        Some("172.20.0.2".parse().unwrap())
+    );
+    world.runtime.remove(&id, true).await.unwrap();
     assert_nothing_left(&world);
 }

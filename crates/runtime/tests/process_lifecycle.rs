@@ -13,11 +13,13 @@ use pane_runtime::process_runtime::{Layout, ProcessRuntime};
 use pane_runtime::records::{Phase, RecordStore};
 use support::fake_hcs::FakeHcs;
 use support::fake_layers::FakeLayers;
+use support::fake_network::FakeNetwork;
 use support::fixtures::{chain, image};
 
 struct World {
     hcs: Arc<FakeHcs>,
     layers: Arc<FakeLayers>,
+    network: Arc<FakeNetwork>,
     records: RecordStore,
     runtime: ProcessRuntime,
     dir: tempfile::TempDir,
@@ -37,6 +39,7 @@ impl World {
             self.records.clone(),
             layout,
         )
+        .with_network(self.network.clone())
     }
 }
 
@@ -50,10 +53,13 @@ fn world() -> World {
         owner: "pane".into(),
         host_processors: 4,
     };
-    let runtime = ProcessRuntime::new(hcs.clone(), layers.clone(), records.clone(), layout);
+    let network = Arc::new(FakeNetwork::default());
+    let runtime = ProcessRuntime::new(hcs.clone(), layers.clone(), records.clone(), layout)
+        .with_network(network.clone());
     World {
         hcs,
         layers,
+        network,
         records,
         runtime,
         dir,
@@ -77,6 +83,11 @@ fn assert_nothing_left(world: &World) {
         world.layers.layers()
     );
     assert!(world.records.list().unwrap().is_empty(), "records left");
+    let (namespaces, endpoints) = world.network.leftovers();
+    assert!(
+        namespaces.is_empty() && endpoints.is_empty(),
+        "network objects left: {namespaces:?} {endpoints:?}"
+    );
     let folders: Vec<_> = std::fs::read_dir(world.dir.path().join("containers"))
         .map(|dir| dir.map(|entry| entry.unwrap().file_name()).collect())
         .unwrap_or_default();
@@ -474,4 +485,94 @@ async fn kill_maps_signals_to_console_events_or_termination() {
         again.to_string().contains("cannot kill"),
         "an exited container: {again}"
     );
+}
+
+fn networked_spec(networks: &str) -> pane_spec::ServiceSpec {
+    pane_spec::parse_service(&format!(
+        "image: mcr.microsoft.com/windows/nanoserver:ltsc2022\nnetworks: [{networks}]\ncommand: {{entrypoint: [cmd, /c, echo hi]}}\n"
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_container_joins_its_networks_and_leaves_them_on_remove() {
+    let world = world();
+    world.network.add_network("overlay", [10, 244, 3]);
+    let id = ContainerId::new("web", 1);
+    let spec = networked_spec("nat, overlay");
+    world
+        .runtime
+        .create(&id, &spec, &image(), &chain())
+        .await
+        .unwrap();
+    let record = world.records.load(&id).unwrap();
+    assert_eq!(record.resources.ip, Some("172.20.0.2".parse().unwrap()));
+    assert_eq!(record.resources.endpoints.len(), 2);
+    let (namespaces, endpoints) = world.network.leftovers();
+    assert_eq!((namespaces.len(), endpoints.len()), (1, 2));
+    let document = &record.documents[0].1;
+    assert_eq!(
+        document["Container"]["Networking"]["Namespace"],
+        namespaces[0].to_string(),
+        "HCS attaches the namespace when it creates the silo"
+    );
+    world.runtime.remove(&id, false).await.unwrap();
+    assert_nothing_left(&world);
+}
+
+#[tokio::test]
+async fn a_failure_at_every_network_step_leaves_nothing_behind() {
+    for (call, hresult, networks) in [
+        ("HcnCreateNamespace", 0x803B_0010_u32, "nat"),
+        ("HcnCreateEndpoint", 0x803B_0011, "nat"),
+        (
+            "HcnCreateEndpoint",
+            support::fake_network::HCN_E_NETWORK_NOT_FOUND,
+            "nat, nope",
+        ),
+    ] {
+        let world = world();
+        if networks == "nat" {
+            world.network.fail_once(call, hresult);
+        }
+        let err = world
+            .runtime
+            .create(
+                &ContainerId::new("web", 1),
+                &networked_spec(networks),
+                &image(),
+                &chain(),
+            )
+            .await
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!("{hresult:08X}")),
+            "{call}: {message}"
+        );
+        assert_nothing_left(&world);
+    }
+}
+
+#[tokio::test]
+async fn a_cleanup_that_failed_is_finished_by_the_next_reconcile() {
+    let world = world();
+    let id = ContainerId::new("web", 1);
+    // The create fails after the endpoint exists, and deleting the endpoint fails too.
+    world.hcs.fail_once("HcsCreateComputeSystem", 0x8037_0100);
+    world.network.fail_once("HcnDeleteEndpoint", 0x8007_0005);
+    let err = world
+        .runtime
+        .create(&id, &networked_spec("nat"), &image(), &chain())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("HcsCreateComputeSystem"), "{err}");
+    let kept = world.records.load(&id).unwrap();
+    assert!(
+        matches!(kept.phase, Phase::Failed { .. }),
+        "the record keeps what is left: {kept:?}"
+    );
+    let report = world.restarted("pane").reconcile().await.unwrap();
+    assert_eq!(report.cleaned, [id]);
+    assert_nothing_left(&world);
 }

@@ -1,0 +1,142 @@
+//! A test double of HCN behind [`Network`]: named networks that hand out addresses from
+//! their subnet, namespaces, endpoints that must land in an existing namespace, HCN's
+//! not-found errors, and failures injected into any named call.
+#![allow(dead_code, clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use pane_runtime::backend::{Endpoint, HostError, Network};
+use serde_json::json;
+use uuid::Uuid;
+
+pub const HCN_E_NETWORK_NOT_FOUND: u32 = 0x803B_0001;
+pub const ERROR_NOT_FOUND: u32 = 0x8007_0490;
+pub const ERROR_ALREADY_EXISTS: u32 = 0x8007_00B7;
+
+#[derive(Default)]
+struct State {
+    /// Network name → (subnet prefix, last host number handed out).
+    networks: BTreeMap<String, ([u8; 3], u8)>,
+    namespaces: BTreeSet<Uuid>,
+    endpoints: BTreeMap<Uuid, (String, Uuid)>,
+    faults: Vec<(&'static str, u32)>,
+}
+
+pub struct FakeNetwork {
+    state: Mutex<State>,
+}
+
+impl Default for FakeNetwork {
+    /// One network, `nat`, on 172.20.0.0/24, as a Windows host's default.
+    fn default() -> Self {
+        let network = Self {
+            state: Mutex::default(),
+        };
+        network.add_network("nat", [172, 20, 0]);
+        network
+    }
+}
+
+impl FakeNetwork {
+    pub fn add_network(&self, name: &str, prefix: [u8; 3]) {
+        self.state
+            .lock()
+            .unwrap()
+            .networks
+            .insert(name.to_owned(), (prefix, 1));
+    }
+
+    /// The next `call` fails with `hresult`.
+    pub fn fail_once(&self, call: &'static str, hresult: u32) {
+        self.state.lock().unwrap().faults.push((call, hresult));
+    }
+
+    /// Namespaces and endpoints that exist.
+    pub fn leftovers(&self) -> (Vec<Uuid>, Vec<Uuid>) {
+        let state = self.state.lock().unwrap();
+        (
+            state.namespaces.iter().copied().collect(),
+            state.endpoints.keys().copied().collect(),
+        )
+    }
+
+    fn enter(&self, call: &'static str) -> Result<std::sync::MutexGuard<'_, State>, HostError> {
+        let mut state = self.state.lock().unwrap();
+        if let Some(index) = state.faults.iter().position(|(c, _)| *c == call) {
+            let (_, hresult) = state.faults.remove(index);
+            return Err(HostError::new(call, hresult, "injected"));
+        }
+        Ok(state)
+    }
+}
+
+#[async_trait]
+impl Network for FakeNetwork {
+    async fn create_namespace(&self, id: Uuid) -> Result<serde_json::Value, HostError> {
+        let mut state = self.enter("HcnCreateNamespace")?;
+        if !state.namespaces.insert(id) {
+            return Err(HostError::new(
+                "HcnCreateNamespace",
+                ERROR_ALREADY_EXISTS,
+                id.to_string(),
+            ));
+        }
+        Ok(
+            json!({"ID": id.to_string(), "Type": "HostDefault", "SchemaVersion": {"Major": 2, "Minor": 0}}),
+        )
+    }
+
+    async fn delete_namespace(&self, id: Uuid) -> Result<(), HostError> {
+        let mut state = self.enter("HcnDeleteNamespace")?;
+        state.namespaces.remove(&id);
+        Ok(())
+    }
+
+    async fn create_endpoint(
+        &self,
+        network: &str,
+        id: Uuid,
+        namespace: Uuid,
+    ) -> Result<Endpoint, HostError> {
+        let mut state = self.enter("HcnCreateEndpoint")?;
+        if !state.namespaces.contains(&namespace) {
+            return Err(HostError::new(
+                "HcnModifyNamespace",
+                ERROR_NOT_FOUND,
+                namespace.to_string(),
+            ));
+        }
+        let Some((prefix, last)) = state.networks.get_mut(network) else {
+            return Err(HostError::new(
+                "HcnEnumerateNetworks",
+                HCN_E_NETWORK_NOT_FOUND,
+                format!("no network named {network}"),
+            ));
+        };
+        *last += 1;
+        let ip = Ipv4Addr::new(prefix[0], prefix[1], prefix[2], *last);
+        state.endpoints.insert(id, (network.to_owned(), namespace));
+        let mac = format!("00-15-5D-00-00-{:02X}", ip.octets()[3]);
+        Ok(Endpoint {
+            id,
+            network: network.to_owned(),
+            ip: Some(IpAddr::V4(ip)),
+            mac: Some(mac.clone()),
+            document: json!({
+                "ID": id.to_string(),
+                "HostComputeNamespace": namespace.to_string(),
+                "IpConfigurations": [{"IpAddress": ip.to_string(), "PrefixLength": 24}],
+                "MacAddress": mac,
+            }),
+        })
+    }
+
+    async fn delete_endpoint(&self, id: Uuid) -> Result<(), HostError> {
+        let mut state = self.enter("HcnDeleteEndpoint")?;
+        state.endpoints.remove(&id);
+        Ok(())
+    }
+}
