@@ -29,7 +29,7 @@ impl Host {
             HcsSupport::Unavailable { reason, fix } => Some(format!("{reason}; {fix}")),
         };
         let (compute, layers) = backends(unusable.as_deref());
-        let hyperv = unusable.is_none();
+        let container_host = unusable.is_none();
         let processors = std::thread::available_parallelism()
             .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
         let runtime = HcsRuntime::new(
@@ -46,7 +46,7 @@ impl Host {
                 },
             },
         )?;
-        let runtime = if hyperv {
+        let runtime = if container_host {
             with_guests(runtime)
         } else {
             runtime
@@ -84,7 +84,9 @@ fn backends(unusable: Option<&str>) -> (Arc<dyn Compute>, Arc<dyn Layers>) {
 
 #[cfg(windows)]
 fn with_guests(runtime: HcsRuntime) -> HcsRuntime {
-    runtime.with_guest_connector(Arc::new(pane_runtime::windows_backend::HvSocketGuests))
+    runtime
+        .with_guest_connector(Arc::new(pane_runtime::windows_backend::HvSocketGuests))
+        .with_network(Arc::new(pane_runtime::windows_backend::HcnNetwork))
 }
 
 #[cfg(not(windows))]

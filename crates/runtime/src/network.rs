@@ -35,7 +35,7 @@ pub(crate) fn endpoint_id(id: &ContainerId, network: &str) -> Uuid {
     )
 }
 
-fn nic_id(id: &ContainerId, network: &str) -> Uuid {
+pub(crate) fn nic_id(id: &ContainerId, network: &str) -> Uuid {
     Uuid::new_v5(
         &NETWORK_ID_NAMESPACE,
         format!("nic/{id}/{network}").as_bytes(),

@@ -286,16 +286,23 @@ fn plan_network(input: &PlanInput<'_>, steps: &mut Vec<Step>) -> Option<Uuid> {
     if input.spec.networks.is_empty() {
         return None;
     }
-    let namespace = Uuid::new_v5(
-        &LAYER_ID_NAMESPACE,
-        format!("namespace/{}", input.id).as_bytes(),
-    );
+    let namespace = crate::network::namespace_id(input.id);
+    steps.push(Step::new(
+        "network",
+        "HcnCreateNamespace",
+        namespace.to_string(),
+        "the container's own network compartment",
+    ));
     for network in &input.spec.networks {
         steps.push(Step::new(
             "network",
-            "HcnCreateNamespace + HcnCreateEndpoint",
-            network,
-            "an endpoint on the node's network, in the container's namespace",
+            "HcnCreateEndpoint + HcnModifyNamespace",
+            format!(
+                "{network} / {}",
+                crate::network::endpoint_id(input.id, network)
+            ),
+            "an endpoint on the node's network (its address from the network's IPAM), added \
+             to the namespace",
         ));
     }
     Some(namespace)
@@ -316,7 +323,7 @@ fn hyperv_steps(
     let guest_scratch = mount_container_root(container_dir, &uvm_id, &guest_layers, steps);
     let namespace = plan_network(input, steps);
     if let Some(namespace) = namespace {
-        attach_network_in_guest(&id, &uvm_id, namespace, steps);
+        attach_network_in_guest(input, &uvm_id, namespace, steps);
     }
     if !gpus.is_empty() || (input.experimental_gpu_pv && input.spec.resources.gpu.is_some()) {
         let paths: Vec<String> = gpus.iter().filter_map(|g| g.device_path.clone()).collect();
@@ -532,8 +539,12 @@ fn mount_container_root(
 }
 
 /// hcsshim's order: the namespace in the guest, then per endpoint `PreAdd`, NIC, `Add`.
-fn attach_network_in_guest(id: &str, uvm_id: &str, namespace: Uuid, steps: &mut Vec<Step>) {
-    let nic = Uuid::new_v5(&LAYER_ID_NAMESPACE, format!("nic/{id}").as_bytes());
+fn attach_network_in_guest(
+    input: &PlanInput<'_>,
+    uvm_id: &str,
+    namespace: Uuid,
+    steps: &mut Vec<Step>,
+) {
     steps.push(
         Step::new(
             "gcs",
@@ -545,40 +556,41 @@ fn attach_network_in_guest(id: &str, uvm_id: &str, namespace: Uuid, steps: &mut 
             json!({"ID": namespace.to_string()}),
         )),
     );
-    steps.push(
-        Step::new(
-            "gcs",
-            "ModifySettings",
-            NULL_CONTAINER_ID,
-            "per endpoint: hand the guest the endpoint",
-        )
-        .with(&GuestRequest::network_pre_add(
-            nic,
-            json!({"ID": "<endpoint id>"}),
-        )),
-    );
-    let add_nic = ModifySettingRequest {
-        resource_path: Some(format!("VirtualMachine/Devices/NetworkAdapters/{nic}")),
-        request_type: Some("Add".to_owned()),
-        settings: Some(json!({"EndpointId": "<endpoint id>", "MacAddress": "<endpoint MAC>"})),
-        guest_request: None,
-    };
-    steps.push(
-        Step::new(
-            "hcs",
-            "HcsModifyComputeSystem",
-            uvm_id,
-            "per endpoint: hot-add the NIC",
-        )
-        .with(&add_nic),
-    );
-    steps.push(
-        Step::new(
-            "gcs",
-            "ModifySettings",
-            NULL_CONTAINER_ID,
-            "per endpoint: bring the adapter up",
-        )
-        .with(&GuestRequest::network_add(nic)),
-    );
+    for network in &input.spec.networks {
+        let nic = crate::network::nic_id(input.id, network);
+        let endpoint = crate::network::endpoint_id(input.id, network).to_string();
+        steps.push(
+            Step::new(
+                "gcs",
+                "ModifySettings",
+                NULL_CONTAINER_ID,
+                "per endpoint: hand the guest the endpoint",
+            )
+            .with(&GuestRequest::network_pre_add(nic, json!({"ID": endpoint}))),
+        );
+        let add_nic = ModifySettingRequest {
+            resource_path: Some(format!("VirtualMachine/Devices/NetworkAdapters/{nic}")),
+            request_type: Some("Add".to_owned()),
+            settings: Some(json!({"EndpointId": endpoint, "MacAddress": "<endpoint MAC>"})),
+            guest_request: None,
+        };
+        steps.push(
+            Step::new(
+                "hcs",
+                "HcsModifyComputeSystem",
+                uvm_id,
+                "per endpoint: hot-add the NIC",
+            )
+            .with(&add_nic),
+        );
+        steps.push(
+            Step::new(
+                "gcs",
+                "ModifySettings",
+                NULL_CONTAINER_ID,
+                "per endpoint: bring the adapter up",
+            )
+            .with(&GuestRequest::network_add(nic)),
+        );
+    }
 }

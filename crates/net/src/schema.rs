@@ -1,0 +1,182 @@
+//! HCN schema 2.0 documents, field for field as hcsshim's `hcn` package sends them.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SchemaVersion {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl Default for SchemaVersion {
+    fn default() -> Self {
+        Self { major: 2, minor: 0 }
+    }
+}
+
+/// A query for the enumerate calls: `Filter` is itself a JSON document, as a string.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HostComputeQuery {
+    pub schema_version: SchemaVersion,
+    pub flags: u32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub filter: String,
+}
+
+impl HostComputeQuery {
+    /// Objects whose `field` equals `value`.
+    pub fn matching(field: &str, value: &str) -> Self {
+        Self {
+            filter: serde_json::json!({ field: value }).to_string(),
+            ..Self::default()
+        }
+    }
+}
+
+/// A network compartment (`HostComputeNamespace`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HostComputeNamespace {
+    #[serde(rename = "ID", default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `Host`, `HostDefault`, `Guest` or `GuestDefault`.
+    #[serde(rename = "Type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(rename = "SchemaVersion", default)]
+    pub schema_version: SchemaVersion,
+    /// Everything else HCN reports (`NamespaceId`, `Resources`), kept for the guest.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+impl HostComputeNamespace {
+    /// A namespace for one container, in a compartment of its own.
+    pub fn for_container(id: Uuid) -> Self {
+        Self {
+            id: Some(id.to_string()),
+            kind: Some("Host".to_owned()),
+            ..Self::default()
+        }
+    }
+}
+
+/// Adds an endpoint to, or removes it from, a namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ModifyNamespaceSettingRequest {
+    /// `Endpoint` or `Container`.
+    pub resource_type: String,
+    /// `Add`, `Remove`, `Update` or `Refresh`.
+    pub request_type: String,
+    pub settings: serde_json::Value,
+}
+
+impl ModifyNamespaceSettingRequest {
+    pub fn add_endpoint(endpoint: Uuid) -> Self {
+        Self {
+            resource_type: "Endpoint".to_owned(),
+            request_type: "Add".to_owned(),
+            settings: serde_json::json!({ "EndpointId": endpoint.to_string() }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IpConfig {
+    pub ip_address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_length: Option<u8>,
+}
+
+/// An endpoint on a network (`HostComputeEndpoint`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HostComputeEndpoint {
+    #[serde(rename = "ID", default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(rename = "Name", default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The network's id.
+    #[serde(
+        rename = "HostComputeNetwork",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub network: Option<String>,
+    #[serde(
+        rename = "HostComputeNamespace",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub namespace: Option<String>,
+    #[serde(
+        rename = "IpConfigurations",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub ip_configurations: Vec<IpConfig>,
+    #[serde(
+        rename = "MacAddress",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub mac_address: Option<String>,
+    #[serde(rename = "SchemaVersion", default)]
+    pub schema_version: SchemaVersion,
+    /// Everything else HCN reports (policies, DNS, routes, flags), kept for the guest.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+impl HostComputeEndpoint {
+    /// The first address HCN assigned.
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        self.ip_configurations
+            .iter()
+            .find_map(|c| c.ip_address.parse().ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_use_hcn_field_names() {
+        let id = Uuid::from_u128(1);
+        let namespace = serde_json::to_value(HostComputeNamespace::for_container(id)).unwrap();
+        assert_eq!(
+            namespace,
+            serde_json::json!({"ID": id.to_string(), "Type": "Host", "SchemaVersion": {"Major": 2, "Minor": 0}})
+        );
+        let query = serde_json::to_value(HostComputeQuery::matching("Name", "nat")).unwrap();
+        assert_eq!(
+            query,
+            serde_json::json!({"SchemaVersion": {"Major": 2, "Minor": 0}, "Flags": 0, "Filter": "{\"Name\":\"nat\"}"})
+        );
+        let add = serde_json::to_value(ModifyNamespaceSettingRequest::add_endpoint(id)).unwrap();
+        assert_eq!(add["ResourceType"], "Endpoint");
+        assert_eq!(add["Settings"]["EndpointId"], id.to_string());
+    }
+
+    #[test]
+    fn an_endpoint_as_hcn_reports_it_keeps_what_pane_does_not_model() {
+        let reported = serde_json::json!({
+            "ID": "5f1ec0de-0000-4000-8000-000000000001",
+            "HostComputeNetwork": "b2d6a1c4-0000-4000-8000-000000000002",
+            "IpConfigurations": [{"IpAddress": "172.20.1.5", "PrefixLength": 24}],
+            "MacAddress": "00-15-5D-01-02-03",
+            "Dns": {"ServerList": ["172.20.1.1"]},
+            "SchemaVersion": {"Major": 2, "Minor": 0}
+        });
+        let endpoint: HostComputeEndpoint = serde_json::from_value(reported.clone()).unwrap();
+        assert_eq!(endpoint.ip(), Some("172.20.1.5".parse().unwrap()));
+        assert_eq!(
+            serde_json::to_value(&endpoint).unwrap(),
+            reported,
+            "round trip"
+        );
+    }
+}
