@@ -268,18 +268,7 @@ impl ProcessRuntime {
             "utility_vm".to_owned(),
             serde_json::to_value(&document).unwrap_or_default(),
         )];
-        let compute = Arc::clone(&self.compute);
-        let undo_vm = uvm_id.clone();
-        rollback
-            .step(
-                "create utility VM",
-                async { Ok(self.compute.create(&uvm_id, &document).await?) },
-                move || async move {
-                    let _ = compute.terminate(&undo_vm).await;
-                    compute.close(&undo_vm).await;
-                    Ok(())
-                },
-            )
+        self.create_system(rollback, "create utility VM", &uvm_id, &document)
             .await?;
         // The hvsock address is the VM's RuntimeId, never assumed equal to the system id.
         let runtime_id = rollback

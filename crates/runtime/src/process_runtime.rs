@@ -401,12 +401,26 @@ impl ProcessRuntime {
             "container".to_owned(),
             serde_json::to_value(&document).unwrap_or_default(),
         )];
+        self.create_system(rollback, "create compute system", &id, &document)
+            .await?;
+        record.phase = Phase::Created;
+        self.records.save(record)
+    }
+
+    /// Creates compute system `id` as step `step`, undone by terminating and closing it.
+    pub(crate) async fn create_system(
+        &self,
+        rollback: &mut Rollback,
+        step: &str,
+        id: &str,
+        document: &pane_hcs::schema::ComputeSystem,
+    ) -> Result<(), RuntimeError> {
         let compute = Arc::clone(&self.compute);
-        let undo_id = id.clone();
+        let undo_id = id.to_owned();
         rollback
             .step(
-                "create compute system",
-                async { Ok(self.compute.create(&id, &document).await?) },
+                step,
+                async { Ok(self.compute.create(id, document).await?) },
                 move || async move {
                     // Terminate may find it never started or already gone; close removes it.
                     let _ = compute.terminate(&undo_id).await;
@@ -414,9 +428,7 @@ impl ProcessRuntime {
                     Ok(())
                 },
             )
-            .await?;
-        record.phase = Phase::Created;
-        self.records.save(record)
+            .await
     }
 
     /// Starts the system and launches the workload; its exit is watched through events.
