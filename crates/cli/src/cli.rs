@@ -104,6 +104,10 @@ pub enum Command {
     Inspect(IdsArgs),
     /// Wait for containers to end and print their exit codes.
     Wait(IdsArgs),
+    /// Clean up after a crash: watch running containers again, finish interrupted creates
+    /// and removes, and terminate compute systems of this owner that no container record
+    /// knows. Run it when no other pane command is creating or removing containers.
+    Reconcile,
     /// Holds a detached container's workload and copies its output into the log (started
     /// by `pane start` and `pane run -d`; not for direct use).
     #[command(hide = true)]

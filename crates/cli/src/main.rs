@@ -44,6 +44,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::containers::run(&cli.global, args),
         Command::Create(args) => commands::containers::create(&cli.global, args),
         Command::Start(args) => commands::containers::start(&cli.global, args),
+        Command::Reconcile => commands::containers::reconcile(&cli.global),
         Command::Supervise(args) => commands::containers::supervise(&cli.global, args),
         Command::Stop(args) => commands::containers::stop(&cli.global, args),
         Command::Kill(args) => commands::containers::kill(&cli.global, args),

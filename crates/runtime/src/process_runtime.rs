@@ -161,7 +161,7 @@ impl futures_core::Stream for Events {
 }
 
 /// What [`ProcessRuntime::reconcile`] did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Reconciled {
     /// Running containers watched again.
     pub adopted: Vec<ContainerId>,

@@ -360,3 +360,24 @@ pub fn wait(global: &GlobalArgs, args: &IdsArgs) -> Result<ExitCode, Failure> {
         }))
     })
 }
+
+pub fn reconcile(global: &GlobalArgs) -> Result<ExitCode, Failure> {
+    let host = Host::open(global)?;
+    if let Some(code) = refuse_here(&host) {
+        return Ok(code);
+    }
+    let done = match host.tokio.block_on(host.runtime.reconcile()) {
+        Ok(done) => done,
+        Err(e) => return Ok(report(&e)),
+    };
+    if global.json {
+        println!("{}", serde_json::to_string_pretty(&done)?);
+    } else {
+        let ids = |ids: &[ContainerId]| ids.iter().map(ToString::to_string).collect::<Vec<_>>();
+        println!("adopted: {}", ids(&done.adopted).join(", "));
+        println!("cleaned up: {}", ids(&done.cleaned).join(", "));
+        println!("lost: {}", ids(&done.lost).join(", "));
+        println!("orphans terminated: {}", done.orphans.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
