@@ -6,8 +6,8 @@ pub mod schema;
 pub mod sys;
 
 pub use schema::{
-    HostComputeEndpoint, HostComputeNamespace, HostComputeQuery, IpConfig,
-    ModifyNamespaceSettingRequest, SchemaVersion,
+    EndpointPolicy, HostComputeEndpoint, HostComputeNamespace, HostComputeQuery, IpConfig,
+    ModifyNamespaceSettingRequest, PROTOCOL_TCP, PROTOCOL_UDP, SchemaVersion,
 };
 
 /// An HCN call that failed: which, its HRESULT and HCN's error record.

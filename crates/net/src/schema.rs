@@ -83,6 +83,34 @@ impl ModifyNamespaceSettingRequest {
     }
 }
 
+/// A policy on an endpoint: `Type` names it, `Settings` is its own document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointPolicy {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub settings: serde_json::Value,
+}
+
+/// IP protocol numbers HCN's port mappings take.
+pub const PROTOCOL_TCP: u32 = 6;
+pub const PROTOCOL_UDP: u32 = 17;
+
+impl EndpointPolicy {
+    /// Publishes `internal` (the container's port) on the host's `external` port (NAT).
+    pub fn port_mapping(protocol: u32, internal: u16, external: u16) -> Self {
+        Self {
+            kind: "PortMapping".to_owned(),
+            settings: serde_json::json!({
+                "Protocol": protocol,
+                "InternalPort": internal,
+                "ExternalPort": external,
+            }),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct IpConfig {
@@ -111,6 +139,8 @@ pub struct HostComputeEndpoint {
         skip_serializing_if = "Option::is_none"
     )]
     pub namespace: Option<String>,
+    #[serde(rename = "Policies", default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<EndpointPolicy>,
     #[serde(
         rename = "IpConfigurations",
         default,
@@ -155,6 +185,12 @@ mod tests {
         assert_eq!(
             query,
             serde_json::json!({"SchemaVersion": {"Major": 2, "Minor": 0}, "Flags": 0, "Filter": "{\"Name\":\"nat\"}"})
+        );
+        let policy =
+            serde_json::to_value(EndpointPolicy::port_mapping(PROTOCOL_TCP, 80, 8080)).unwrap();
+        assert_eq!(
+            policy,
+            serde_json::json!({"Type": "PortMapping", "Settings": {"Protocol": 6, "InternalPort": 80, "ExternalPort": 8080}})
         );
         let add = serde_json::to_value(ModifyNamespaceSettingRequest::add_endpoint(id)).unwrap();
         assert_eq!(add["ResourceType"], "Endpoint");

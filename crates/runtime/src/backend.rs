@@ -248,6 +248,14 @@ pub struct Endpoint {
     pub document: serde_json::Value,
 }
 
+/// A container port published on a host port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PublishedPort {
+    pub container_port: u16,
+    pub host_port: u16,
+    pub protocol: pane_spec::Protocol,
+}
+
 /// Container networking (HCN on Windows): a namespace per container and an endpoint in it
 /// per network joined. Ids are chosen by the runtime, so a record names them before they
 /// exist. Deleting what is already gone is not an error.
@@ -256,12 +264,14 @@ pub trait Network: Send + Sync {
     /// Creates the namespace; returns its HCN document (a Hyper-V guest is handed it).
     async fn create_namespace(&self, id: uuid::Uuid) -> Result<serde_json::Value, HostError>;
     async fn delete_namespace(&self, id: uuid::Uuid) -> Result<(), HostError>;
-    /// Creates an endpoint on the network named `network` and adds it to `namespace`.
+    /// Creates an endpoint on the network named `network`, publishing `ports` through it,
+    /// and adds it to `namespace`.
     async fn create_endpoint(
         &self,
         network: &str,
         id: uuid::Uuid,
         namespace: uuid::Uuid,
+        ports: &[PublishedPort],
     ) -> Result<Endpoint, HostError>;
     async fn delete_endpoint(&self, id: uuid::Uuid) -> Result<(), HostError>;
 }

@@ -202,18 +202,17 @@ impl HcsRuntime {
     }
 }
 
-/// Publishing ports needs port-mapping policies on the endpoints, which are not built: a
-/// spec asking for them is refused rather than run without the ports it expects.
+/// Ports are published through a network endpoint, so a spec with `ports` must join one;
+/// refused rather than run without the ports it expects.
 fn refuse_networking(spec: &ServiceSpec) -> Result<()> {
-    if spec.ports.is_empty() {
+    if spec.ports.is_empty() || !spec.networks.is_empty() {
         return Ok(());
     }
-    Err(RuntimeError::Unsupported {
-        operation: "published ports",
-        reason: "the spec sets `ports`, and pane cannot publish container ports yet; remove \
-                 `ports` (containers on a network are reachable at their own IP)"
-            .to_owned(),
-    })
+    Err(RuntimeError::invalid(
+        "ports",
+        "publishes ports but the container joins no network",
+        "add `networks: [nat]` (the host's NAT network) to the spec",
+    ))
 }
 
 fn parse_build(text: Option<&str>) -> Option<OsVersion> {
@@ -346,6 +345,7 @@ impl Runtime for HcsRuntime {
             image_manifest: record.image_manifest,
             isolation: record.isolation,
             ip: record.resources.ip,
+            ports: record.resources.ports.clone(),
             created_at: record.created_at,
             started_at: record.started_at,
             finished_at: record.finished_at,
@@ -454,16 +454,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn published_ports_are_refused_by_name() {
+    fn ports_without_a_network_are_refused_with_the_fix() {
         let image = "image: mcr.microsoft.com/windows/nanoserver:ltsc2022\n";
         let plain = pane_spec::parse_service(image).unwrap();
         assert!(refuse_networking(&plain).is_ok());
         let ports = pane_spec::parse_service(&format!("{image}ports: [\"8080:80\"]\n")).unwrap();
+        let refused = refuse_networking(&ports).unwrap_err().to_string();
         assert!(
-            refuse_networking(&ports)
-                .unwrap_err()
-                .to_string()
-                .contains("`ports`")
+            refused.contains("invalid ports") && refused.contains("networks: [nat]"),
+            "{refused}"
         );
+        let published =
+            pane_spec::parse_service(&format!("{image}ports: [\"8080:80\"]\nnetworks: [nat]\n"))
+                .unwrap();
+        assert!(refuse_networking(&published).is_ok());
     }
 }

@@ -402,7 +402,7 @@ impl ProcessRuntime {
             })
             .await?;
         let attached = self
-            .attach_networks(rollback, record, &spec.networks)
+            .attach_networks(rollback, record, &spec.networks, &spec.ports)
             .await?;
         if let Some(attached) = &attached {
             self.attach_networks_in_guest(rollback, record, attached, connection, &uvm_id)

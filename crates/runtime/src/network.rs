@@ -12,7 +12,7 @@ use pane_hcs::schema::ModifySettingRequest;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::backend::{Endpoint, Network};
+use crate::backend::{Endpoint, Network, PublishedPort};
 use crate::error::RuntimeError;
 use crate::hyperv::guest_error;
 use crate::id::ContainerId;
@@ -54,6 +54,38 @@ pub(crate) fn name_network_objects(record: &mut ContainerRecord, networks: &[Str
         .collect();
 }
 
+/// The spec's ports with a host port each: the one asked for, or a free one the host picks
+/// (bound and released here, as Docker does for `-p 80`).
+fn publish(ports: &[pane_spec::PortMapping]) -> Result<Vec<PublishedPort>, RuntimeError> {
+    ports
+        .iter()
+        .map(|port| {
+            let host_port = match port.host_port {
+                Some(host_port) => host_port,
+                None => free_port(port.protocol).map_err(|e| RuntimeError::Host {
+                    step: "choose host ports".into(),
+                    hresult: None,
+                    message: format!("no free host port for {}: {e}", port.container_port),
+                })?,
+            };
+            Ok(PublishedPort {
+                container_port: port.container_port,
+                host_port,
+                protocol: port.protocol,
+            })
+        })
+        .collect()
+}
+
+fn free_port(protocol: pane_spec::Protocol) -> std::io::Result<u16> {
+    let any = (std::net::Ipv4Addr::UNSPECIFIED, 0);
+    match protocol {
+        pane_spec::Protocol::Tcp => std::net::TcpListener::bind(any)?.local_addr(),
+        pane_spec::Protocol::Udp => std::net::UdpSocket::bind(any)?.local_addr(),
+    }
+    .map(|address| address.port())
+}
+
 /// What a container joined.
 pub(crate) struct Attached {
     pub namespace: Uuid,
@@ -73,16 +105,22 @@ impl ProcessRuntime {
             })
     }
 
-    /// Creates the namespace and an endpoint per network, each undone on failure.
+    /// Creates the namespace and an endpoint per network, each undone on failure. The
+    /// spec's ports are published through the first network's endpoint.
     pub(crate) async fn attach_networks(
         &self,
         rollback: &mut Rollback,
         record: &mut ContainerRecord,
         networks: &[String],
+        ports: &[pane_spec::PortMapping],
     ) -> Result<Option<Attached>, RuntimeError> {
         if networks.is_empty() {
             return Ok(None);
         }
+        let published = rollback
+            .check("choose host ports", async { publish(ports) })
+            .await?;
+        record.resources.ports.clone_from(&published);
         let network = self.network()?;
         let namespace = namespace_id(&record.id);
         let undo = Arc::clone(&network);
@@ -94,13 +132,14 @@ impl ProcessRuntime {
             )
             .await?;
         let mut endpoints = Vec::new();
-        for name in networks {
+        for (index, name) in networks.iter().enumerate() {
             let id = endpoint_id(&record.id, name);
             let undo = Arc::clone(&network);
+            let ports: &[PublishedPort] = if index == 0 { &published } else { &[] };
             let endpoint = rollback
                 .step(
                     "create a network endpoint",
-                    async { Ok(network.create_endpoint(name, id, namespace).await?) },
+                    async { Ok(network.create_endpoint(name, id, namespace, ports).await?) },
                     move || async move { Ok(undo.delete_endpoint(id).await?) },
                 )
                 .await?;

@@ -382,7 +382,7 @@ impl ProcessRuntime {
             .await?;
         record.resources.scratch_activated = true;
         let attached = self
-            .attach_networks(rollback, record, &spec.networks)
+            .attach_networks(rollback, record, &spec.networks, &spec.ports)
             .await?;
         let id = record.id.to_string();
         let hostname = spec.hostname.clone().unwrap_or_else(|| id.clone());

@@ -47,6 +47,9 @@ pub struct HostResources {
     /// HCN endpoint ids, one per network joined.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<String>,
+    /// Container ports published on the host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<crate::backend::PublishedPort>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<IpAddr>,
     /// The workload's process id, so a restarted pane can watch it again.

@@ -147,6 +147,8 @@ pub struct ContainerInspect {
     /// Decided at create; `None` before.
     pub isolation: Option<Isolation>,
     pub ip: Option<IpAddr>,
+    /// Container ports published on the host.
+    pub ports: Vec<crate::backend::PublishedPort>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,

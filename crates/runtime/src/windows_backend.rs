@@ -483,13 +483,29 @@ impl crate::backend::Network for HcnNetwork {
         network: &str,
         id: uuid::Uuid,
         namespace: uuid::Uuid,
+        ports: &[crate::backend::PublishedPort],
     ) -> Result<crate::backend::Endpoint, HostError> {
         let name = network.to_owned();
+        let policies: Vec<pane_net::EndpointPolicy> = ports
+            .iter()
+            .map(|port| {
+                let protocol = match port.protocol {
+                    pane_spec::Protocol::Tcp => pane_net::PROTOCOL_TCP,
+                    pane_spec::Protocol::Udp => pane_net::PROTOCOL_UDP,
+                };
+                pane_net::EndpointPolicy::port_mapping(
+                    protocol,
+                    port.container_port,
+                    port.host_port,
+                )
+            })
+            .collect();
         let created = hcn("HcnCreateEndpoint", move || {
             let network = pane_net::sys::find_network(&name)?;
             let requested = pane_net::HostComputeEndpoint {
                 name: Some(format!("pane-{id}")),
                 network: Some(network.to_string()),
+                policies,
                 ..pane_net::HostComputeEndpoint::default()
             };
             let created = pane_net::sys::create_endpoint(network, id, &requested)?;

@@ -576,3 +576,43 @@ async fn a_cleanup_that_failed_is_finished_by_the_next_reconcile() {
     assert_eq!(report.cleaned, [id]);
     assert_nothing_left(&world);
 }
+
+#[tokio::test]
+async fn ports_are_published_through_the_first_endpoint_and_a_taken_port_fails_cleanly() {
+    let world = world();
+    let spec = |name: &str| {
+        pane_spec::parse_service(&format!(
+            "image: mcr.microsoft.com/windows/nanoserver:ltsc2022\nnetworks: [nat]\nports: [\"8080:80\", 53/udp]\nhostname: {name}\n"
+        ))
+        .unwrap()
+    };
+    let first = ContainerId::new("web", 1);
+    world
+        .runtime
+        .create(&first, &spec("web"), &image(), &chain())
+        .await
+        .unwrap();
+    let record = world.records.load(&first).unwrap();
+    let ports = record.resources.ports.clone();
+    assert_eq!(ports.len(), 2);
+    assert_eq!((ports[0].container_port, ports[0].host_port), (80, 8080));
+    assert_eq!(ports[1].protocol, pane_spec::Protocol::Udp);
+    assert_ne!(ports[1].host_port, 0, "the host picked a port for 53/udp");
+    let endpoint = uuid::Uuid::parse_str(&record.resources.endpoints[0]).unwrap();
+    assert_eq!(world.network.published(endpoint), ports);
+
+    // A second container cannot publish host port 8080 again; nothing of it is left.
+    let second = ContainerId::new("web", 2);
+    let err = world
+        .runtime
+        .create(&second, &spec("web2"), &image(), &chain())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("803B0013"), "{err}");
+    assert!(matches!(
+        world.records.load(&second),
+        Err(pane_runtime::RuntimeError::NotFound { .. })
+    ));
+    world.runtime.remove(&first, false).await.unwrap();
+    assert_nothing_left(&world);
+}

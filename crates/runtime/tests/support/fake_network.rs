@@ -8,20 +8,21 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use pane_runtime::backend::{Endpoint, HostError, Network};
+use pane_runtime::backend::{Endpoint, HostError, Network, PublishedPort};
 use serde_json::json;
 use uuid::Uuid;
 
 pub const HCN_E_NETWORK_NOT_FOUND: u32 = 0x803B_0001;
 pub const ERROR_NOT_FOUND: u32 = 0x8007_0490;
 pub const ERROR_ALREADY_EXISTS: u32 = 0x8007_00B7;
+pub const HCN_E_PORT_ALREADY_EXISTS: u32 = 0x803B_0013;
 
 #[derive(Default)]
 struct State {
     /// Network name → (subnet prefix, last host number handed out).
     networks: BTreeMap<String, ([u8; 3], u8)>,
     namespaces: BTreeSet<Uuid>,
-    endpoints: BTreeMap<Uuid, (String, Uuid)>,
+    endpoints: BTreeMap<Uuid, (String, Uuid, Vec<PublishedPort>)>,
     faults: Vec<(&'static str, u32)>,
 }
 
@@ -52,6 +53,17 @@ impl FakeNetwork {
     /// The next `call` fails with `hresult`.
     pub fn fail_once(&self, call: &'static str, hresult: u32) {
         self.state.lock().unwrap().faults.push((call, hresult));
+    }
+
+    /// The ports published through endpoint `id`.
+    pub fn published(&self, id: Uuid) -> Vec<PublishedPort> {
+        self.state
+            .lock()
+            .unwrap()
+            .endpoints
+            .get(&id)
+            .map(|(_, _, ports)| ports.clone())
+            .unwrap_or_default()
     }
 
     /// Namespaces and endpoints that exist.
@@ -100,8 +112,26 @@ impl Network for FakeNetwork {
         network: &str,
         id: Uuid,
         namespace: Uuid,
+        ports: &[PublishedPort],
     ) -> Result<Endpoint, HostError> {
         let mut state = self.enter("HcnCreateEndpoint")?;
+        // A host port is published once, whichever endpoint holds it.
+        let taken = state
+            .endpoints
+            .values()
+            .flat_map(|(_, _, p)| p)
+            .find(|held| {
+                ports
+                    .iter()
+                    .any(|p| p.host_port == held.host_port && p.protocol == held.protocol)
+            });
+        if let Some(held) = taken {
+            return Err(HostError::new(
+                "HcnCreateEndpoint",
+                HCN_E_PORT_ALREADY_EXISTS,
+                format!("host port {} is already published", held.host_port),
+            ));
+        }
         if !state.namespaces.contains(&namespace) {
             return Err(HostError::new(
                 "HcnModifyNamespace",
@@ -118,7 +148,9 @@ impl Network for FakeNetwork {
         };
         *last += 1;
         let ip = Ipv4Addr::new(prefix[0], prefix[1], prefix[2], *last);
-        state.endpoints.insert(id, (network.to_owned(), namespace));
+        state
+            .endpoints
+            .insert(id, (network.to_owned(), namespace, ports.to_vec()));
         let mac = format!("00-15-5D-00-00-{:02X}", ip.octets()[3]);
         Ok(Endpoint {
             id,
