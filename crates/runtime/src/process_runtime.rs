@@ -439,12 +439,18 @@ impl ProcessRuntime {
         image: &ImageFacts,
     ) -> Result<(), RuntimeError> {
         let mut record = self.records.load(id)?;
-        if record.phase != Phase::Created {
-            return Err(RuntimeError::WrongState {
-                id: id.to_string(),
-                operation: "start",
-                state: format!("{:?}", record.phase),
-            });
+        match record.phase {
+            Phase::Created => {}
+            // As `docker start` of a stopped container: the same command again, over the
+            // same scratch layer.
+            Phase::Exited { .. } => self.recreate_system(&record).await?,
+            _ => {
+                return Err(RuntimeError::WrongState {
+                    id: id.to_string(),
+                    operation: "start",
+                    state: format!("{:?}", record.phase),
+                });
+            }
         }
         let parameters = init_process(spec, image)?;
         if record.isolation == Some(Isolation::Hyperv) {
@@ -471,6 +477,35 @@ impl ProcessRuntime {
         self.watch_exit(id, host_workload_exit(events, process.pid), output, system);
         drop(process);
         Ok(())
+    }
+
+    /// Creates an exited container's silo again from the document it was created with (the
+    /// old one ended with its workload).
+    async fn recreate_system(&self, record: &ContainerRecord) -> Result<(), RuntimeError> {
+        if record.isolation == Some(Isolation::Hyperv) {
+            return Err(RuntimeError::Unsupported {
+                operation: "restarting a Hyper-V container",
+                reason: format!(
+                    "the utility VM of {} ended with its workload; remove the container and \
+                     create it again",
+                    record.id
+                ),
+            });
+        }
+        let document = record
+            .documents
+            .iter()
+            .find(|(name, _)| name == "container")
+            .and_then(|(_, document)| serde_json::from_value(document.clone()).ok())
+            .ok_or_else(|| RuntimeError::State {
+                path: record.id.to_string(),
+                reason: "its record keeps no container document to start it again from".into(),
+            })?;
+        let system = record.id.to_string();
+        let _ = self.compute.open(&system).await;
+        let _ = self.compute.terminate(&system).await;
+        self.compute.close(&system).await;
+        Ok(self.compute.create(&system, &document).await?)
     }
 
     /// Publishes the container's outcome when its workload (or the whole system) exits.

@@ -208,6 +208,8 @@ async fn a_hyperv_container_boots_its_vm_runs_in_the_guest_and_leaves_nothing() 
         "{lines:?}"
     );
     wait_for_stopped(&world, "web-1@vm").await;
+    let again = world.runtime.start(&id, &spec, &image()).await.unwrap_err();
+    assert!(again.to_string().contains("create it again"), "{again}");
 
     world.runtime.remove(&id, false).await.unwrap();
     assert_nothing_left(&world);

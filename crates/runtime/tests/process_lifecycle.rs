@@ -616,3 +616,41 @@ async fn ports_are_published_through_the_first_endpoint_and_a_taken_port_fails_c
     world.runtime.remove(&first, false).await.unwrap();
     assert_nothing_left(&world);
 }
+
+#[tokio::test]
+async fn an_exited_container_starts_again_over_the_same_scratch() {
+    let world = world();
+    let id = ContainerId::new("job", 1);
+    world
+        .runtime
+        .create(&id, &spec(), &image(), &chain())
+        .await
+        .unwrap();
+    for (run, code) in [(1, 3), (2, 0)] {
+        world.runtime.start(&id, &spec(), &image()).await.unwrap();
+        let pid = *world.hcs.process_ids("job-1").last().unwrap();
+        world
+            .hcs
+            .write_stdout("job-1", pid, format!("run {run}\n").as_bytes())
+            .await;
+        world.hcs.exit_process("job-1", pid, code);
+        let outcome = tokio::time::timeout(Duration::from_secs(5), world.runtime.wait(&id))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(outcome.exit_code, i32::try_from(code).unwrap(), "run {run}");
+    }
+    let logs = world
+        .runtime
+        .logs(&id, &pane_runtime::LogOptions::default())
+        .unwrap();
+    let lines: Vec<&str> = logs.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(lines, ["run 1", "run 2"]);
+    assert_eq!(
+        world.layers.layers().len(),
+        1,
+        "one scratch layer for both runs"
+    );
+    world.runtime.remove(&id, false).await.unwrap();
+    assert_nothing_left(&world);
+}
