@@ -185,17 +185,7 @@ impl ProcessRuntime {
         scratch: &Path,
     ) -> Result<VmDisks, RuntimeError> {
         let uvm_id = utility_vm_id(id);
-        let parents: Vec<PathBuf> = chain.iter().map(|l| PathBuf::from(&l.path)).collect();
-
-        let layers = Arc::clone(&self.layers);
-        let undo_scratch = scratch.to_owned();
-        rollback
-            .step(
-                "create scratch layer",
-                async { Ok(self.layers.create_scratch(scratch, &parents).await?) },
-                move || async move { Ok(layers.destroy(&undo_scratch).await?) },
-            )
-            .await?;
+        self.create_scratch(rollback, scratch, chain).await?;
         let container_vhdx = scratch.join("sandbox.vhdx");
 
         let vm_dir = self.folder(id).join("vm");

@@ -361,16 +361,7 @@ impl ProcessRuntime {
         chain: &[LayerRef],
         scratch: &std::path::Path,
     ) -> Result<(), RuntimeError> {
-        let parents: Vec<PathBuf> = chain.iter().map(|l| PathBuf::from(&l.path)).collect();
-        let layers = Arc::clone(&self.layers);
-        let undo_scratch = scratch.to_owned();
-        rollback
-            .step(
-                "create scratch layer",
-                async { Ok(self.layers.create_scratch(scratch, &parents).await?) },
-                move || async move { Ok(layers.destroy(&undo_scratch).await?) },
-            )
-            .await?;
+        let parents = self.create_scratch(rollback, scratch, chain).await?;
         let layers = Arc::clone(&self.layers);
         let undo_scratch = scratch.to_owned();
         let volume = rollback
@@ -405,6 +396,27 @@ impl ProcessRuntime {
             .await?;
         record.phase = Phase::Created;
         self.records.save(record)
+    }
+
+    /// Creates the container's scratch layer over `chain`, undone by destroying it; returns
+    /// the parent folders.
+    pub(crate) async fn create_scratch(
+        &self,
+        rollback: &mut Rollback,
+        scratch: &std::path::Path,
+        chain: &[LayerRef],
+    ) -> Result<Vec<PathBuf>, RuntimeError> {
+        let parents: Vec<PathBuf> = chain.iter().map(|l| PathBuf::from(&l.path)).collect();
+        let layers = Arc::clone(&self.layers);
+        let undo_scratch = scratch.to_owned();
+        rollback
+            .step(
+                "create scratch layer",
+                async { Ok(self.layers.create_scratch(scratch, &parents).await?) },
+                move || async move { Ok(layers.destroy(&undo_scratch).await?) },
+            )
+            .await?;
+        Ok(parents)
     }
 
     /// Creates compute system `id` as step `step`, undone by terminating and closing it.

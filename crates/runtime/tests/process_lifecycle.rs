@@ -72,26 +72,12 @@ fn spec() -> pane_spec::ServiceSpec {
 }
 
 fn assert_nothing_left(world: &World) {
-    assert!(
-        world.hcs.system_ids().is_empty(),
-        "compute systems left: {:?}",
-        world.hcs.system_ids()
+    support::assert_nothing_left(
+        &world.hcs,
+        &world.layers,
+        Some(&world.network),
+        world.dir.path(),
     );
-    assert!(
-        world.layers.layers().is_empty(),
-        "scratch layers left: {:?}",
-        world.layers.layers()
-    );
-    assert!(world.records.list().unwrap().is_empty(), "records left");
-    let (namespaces, endpoints) = world.network.leftovers();
-    assert!(
-        namespaces.is_empty() && endpoints.is_empty(),
-        "network objects left: {namespaces:?} {endpoints:?}"
-    );
-    let folders: Vec<_> = std::fs::read_dir(world.dir.path().join("containers"))
-        .map(|dir| dir.map(|entry| entry.unwrap().file_name()).collect())
-        .unwrap_or_default();
-    assert!(folders.is_empty(), "container folders left: {folders:?}");
 }
 
 #[tokio::test]

@@ -82,23 +82,7 @@ fn spec(image: &str, extra: &str) -> ServiceSpec {
 }
 
 fn assert_nothing_left(world: &World) {
-    assert!(
-        world.hcs.system_ids().is_empty(),
-        "systems: {:?}",
-        world.hcs.system_ids()
-    );
-    assert!(
-        world.layers.layers().is_empty(),
-        "scratch: {:?}",
-        world.layers.layers()
-    );
-    let folders: Vec<_> = std::fs::read_dir(world.dir.path().join("containers"))
-        .map(|dir| dir.map(|e| e.unwrap().file_name()).collect())
-        .unwrap_or_default();
-    assert!(
-        folders.is_empty(),
-        "container folders and records: {folders:?}"
-    );
+    support::assert_nothing_left(&world.hcs, &world.layers, None, world.dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
