@@ -1,5 +1,7 @@
 //! One entry of a Windows layer, with its Windows metadata.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// What an entry is.
@@ -10,7 +12,8 @@ pub enum EntryKind {
     File {
         size: u64,
     },
-    /// A hard link to an earlier entry of the same layer.
+    /// A hard link to an earlier file of the same layer or, when no earlier entry has the
+    /// target's path, to a file of a parent layer (Windows images link across layers).
     HardLink {
         target: String,
     },
@@ -44,6 +47,9 @@ pub struct LayerEntry {
     pub creation_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modification_time: Option<String>,
+    /// Extended attributes (`MSWINDOWS.xattr.<name>`): name to base64 value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extended_attributes: BTreeMap<String, String>,
 }
 
 impl LayerEntry {
@@ -56,6 +62,7 @@ impl LayerEntry {
             sddl: None,
             creation_time: None,
             modification_time: None,
+            extended_attributes: BTreeMap::new(),
         }
     }
 

@@ -12,8 +12,10 @@
 //! - [`store`]: the portable layer store (plain files plus a metadata record), keyed by
 //!   diff ID, with parent chains.
 
+pub mod backup;
 pub mod entry;
 pub mod error;
+pub mod import;
 pub mod reader;
 pub mod store;
 pub mod sys;

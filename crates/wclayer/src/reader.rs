@@ -15,6 +15,7 @@ use crate::error::LayerError;
 /// anything bigger is hostile.
 pub const MAX_EXTENSION_SIZE: u64 = 256 << 10;
 const WHITEOUT_PREFIX: &str = ".wh.";
+const EA_PREFIX: &str = "MSWINDOWS.xattr.";
 const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
 
 /// What reading a layer found.
@@ -123,7 +124,7 @@ impl LayerReader {
                 _ => {}
             }
             let current = std::mem::take(&mut pending);
-            let (path, kind) = classify(&entry, header_path, &current, &files)?;
+            let (path, kind) = classify(&entry, header_path, &current, &seen, &files)?;
             if !seen.insert(path.to_lowercase()) {
                 return Err(LayerError::entry(
                     &path,
@@ -155,6 +156,7 @@ fn classify<R: Read>(
     entry: &tar::Entry<'_, R>,
     header_path: String,
     current: &Pending,
+    seen: &HashSet<String>,
     files: &HashSet<String>,
 ) -> Result<(String, EntryKind), LayerError> {
     let raw_path = current
@@ -211,10 +213,27 @@ fn classify<R: Read>(
         EntryType::Link => {
             let target = validate_path(&link()?)
                 .map_err(|p| LayerError::entry(&path, format!("hard link target {p}")))?;
-            if !files.contains(&target.to_lowercase()) {
+            let root_of = |p: &str| {
+                if p.starts_with("Files/") {
+                    Some("Files")
+                } else if p.starts_with("UtilityVM/Files/") {
+                    Some("UtilityVM/Files")
+                } else {
+                    None
+                }
+            };
+            if root_of(&path).is_none() || root_of(&path) != root_of(&target) {
                 return Err(LayerError::entry(
                     &path,
-                    format!("hard link to {target:?}, which is not an earlier file of this layer"),
+                    format!("hard link to {target:?} in another layer root"),
+                ));
+            }
+            // A target no earlier entry has is a parent layer's file (Windows layers link
+            // across layers); the importer resolves it and refuses it if no parent has it.
+            if seen.contains(&target.to_lowercase()) && !files.contains(&target.to_lowercase()) {
+                return Err(LayerError::entry(
+                    &path,
+                    format!("hard link to {target:?}, which is not a file"),
                 ));
             }
             (path, EntryKind::HardLink { target })
@@ -309,6 +328,23 @@ fn apply_metadata(
             .decode(sd)
             .map_err(|_| LayerError::entry(&entry.path, "MSWINDOWS.rawsd is not base64"))?;
         entry.security_descriptor = Some(sd.clone());
+    }
+    for (key, value) in pax {
+        if let Some(name) = key.strip_prefix(EA_PREFIX) {
+            base64::engine::general_purpose::STANDARD
+                .decode(value)
+                .map_err(|_| LayerError::entry(&entry.path, format!("{key} is not base64")))?;
+            // An EA name is one byte-counted field in FILE_FULL_EA_INFORMATION.
+            if name.is_empty() || name.len() > 255 {
+                return Err(LayerError::entry(
+                    &entry.path,
+                    format!("{key}: an extended attribute name must be 1 to 255 bytes"),
+                ));
+            }
+            entry
+                .extended_attributes
+                .insert(name.to_owned(), value.clone());
+        }
     }
     entry.sddl = pax.get("MSWINDOWS.sd").cloned();
     entry.creation_time = pax.get("LIBARCHIVE.creationtime").cloned();

@@ -125,9 +125,14 @@ impl LayerStore {
                         .map_err(|e| LayerError::entry(&entry.path, format!("truncated: {e}")))?;
                 }
                 EntryKind::HardLink { target } => {
-                    create_parent(&path)?;
-                    std::fs::hard_link(scratch.join(target), &path)
-                        .map_err(LayerError::io("creating a hard link", &path))?;
+                    // A link into a parent layer stays in the metadata only: layers are
+                    // unpacked independently, and the chain resolves it.
+                    let source = scratch.join(target);
+                    if source.is_file() {
+                        create_parent(&path)?;
+                        std::fs::hard_link(source, &path)
+                            .map_err(LayerError::io("creating a hard link", &path))?;
+                    }
                 }
                 EntryKind::SymbolicLink { .. } | EntryKind::Whiteout => {}
             }

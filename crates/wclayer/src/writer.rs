@@ -46,6 +46,14 @@ impl<W: Write> LayerWriter<W> {
         if let EntryKind::SymbolicLink { junction: true, .. } = entry.kind {
             records.push(("MSWINDOWS.mountpoint", "1".to_owned()));
         }
+        let ea_keys: Vec<String> = entry
+            .extended_attributes
+            .keys()
+            .map(|name| format!("MSWINDOWS.xattr.{name}"))
+            .collect();
+        for (key, value) in ea_keys.iter().zip(entry.extended_attributes.values()) {
+            records.push((key, value.clone()));
+        }
         if let Some(time) = &entry.creation_time {
             records.push(("LIBARCHIVE.creationtime", time.clone()));
         }

@@ -149,8 +149,16 @@ fn hostile_entries_are_refused_by_name() {
             "Files/l",
         ),
         (
-            "hard link to nothing",
-            archive(&[("Files/l", b'1', "Files/missing", b"")]),
+            "hard link across roots",
+            archive(&[("Files/l", b'1', "UtilityVM/Files/x", b"")]),
+            "Files/l",
+        ),
+        (
+            "hard link to a directory",
+            archive(&[
+                ("Files/d", b'5', "", b""),
+                ("Files/l", b'1', "Files/d", b""),
+            ]),
             "Files/l",
         ),
         (

@@ -41,6 +41,13 @@ type FnCreateSandbox = unsafe extern "system" fn(
     *const LayerDescriptor,
     usize,
 ) -> HRESULT;
+type FnImport = unsafe extern "system" fn(
+    *const DriverInfo,
+    PCWSTR,
+    PCWSTR,
+    *const LayerDescriptor,
+    usize,
+) -> HRESULT;
 type FnMountPath =
     unsafe extern "system" fn(*const DriverInfo, PCWSTR, *mut usize, PWSTR) -> HRESULT;
 type FnExpand = unsafe extern "system" fn(*const DriverInfo, PCWSTR, u64) -> HRESULT;
@@ -57,6 +64,8 @@ struct Api {
     mount_path: FnMountPath,
     expand: FnExpand,
     process_utility_image: FnImage,
+    process_base_image: FnImage,
+    import: FnImport,
     name_to_guid: FnNameToGuid,
 }
 
@@ -88,6 +97,8 @@ fn api() -> Result<&'static Api, LayerError> {
                 mount_path: resolve!(module, "GetLayerMountPath", FnMountPath),
                 expand: resolve!(module, "ExpandSandboxSize", FnExpand),
                 process_utility_image: resolve!(module, "ProcessUtilityImage", FnImage),
+                process_base_image: resolve!(module, "ProcessBaseImage", FnImage),
+                import: resolve!(module, "ImportLayer", FnImport),
                 name_to_guid: resolve!(module, "NameToGuid", FnNameToGuid),
             })
         };
@@ -229,6 +240,37 @@ pub fn process_utility_vm(utility_vm: &Path) -> Result<(), LayerError> {
     // SAFETY: `wide` is NUL-terminated and lives for the call.
     check("ProcessUtilityImage", utility_vm, unsafe {
         (api.process_utility_image)(PCWSTR(wide.as_ptr()))
+    })
+}
+
+/// Builds a base layer's VHDs and hives (`blank-base.vhdx`, `blank.vhdx`, `Hives`) after
+/// its files were written.
+pub fn process_base_image(layer: &Path) -> Result<(), LayerError> {
+    let api = api()?;
+    let wide = HSTRING::from(layer.as_os_str());
+    // SAFETY: `wide` is NUL-terminated and lives for the call.
+    check("ProcessBaseImage", layer, unsafe {
+        (api.process_base_image)(PCWSTR(wide.as_ptr()))
+    })
+}
+
+/// `ImportLayer`: builds the layer at `layer` from the legacy import folder `source`, over
+/// `parents` (topmost first).
+pub fn import_layer(layer: &Path, source: &Path, parents: &[PathBuf]) -> Result<(), LayerError> {
+    let api = api()?;
+    let (_paths, descriptors) = descriptors(parents)?;
+    let layer_wide = HSTRING::from(layer.as_os_str());
+    let source_wide = HSTRING::from(source.as_os_str());
+    let info = driver();
+    // SAFETY: the strings and the descriptors (and the paths they point to) outlive the call.
+    check("ImportLayer", layer, unsafe {
+        (api.import)(
+            &raw const info,
+            PCWSTR(layer_wide.as_ptr()),
+            PCWSTR(source_wide.as_ptr()),
+            descriptors.as_ptr(),
+            descriptors.len(),
+        )
     })
 }
 
