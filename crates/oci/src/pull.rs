@@ -399,6 +399,7 @@ impl Puller {
             }
             let last = failure.unwrap_or_default();
             if attempt >= RESUME_ATTEMPTS {
+                ingest.settle().await;
                 return Err(PullError::Interrupted {
                     digest: digest.clone(),
                     attempts: attempt,

@@ -454,6 +454,13 @@ impl Ingest {
             .map_err(io_error("writing a download", &self.path))
     }
 
+    /// Stops writing with every accepted byte on disk. tokio completes a write on a blocking
+    /// thread after `write` returns, so a download dropped mid-way could still be growing its
+    /// partial file while a later resume in this process measures it.
+    pub async fn settle(mut self) {
+        let _ = self.file.flush().await;
+    }
+
     /// Starts over (the server ignored a range request).
     pub async fn restart(&mut self) -> Result<(), StoreError> {
         self.file
@@ -530,7 +537,7 @@ mod tests {
         let digest = sha256_digest(&data);
         let mut first = store.resume(&digest).await.unwrap();
         first.write(&data[..40_000]).await.unwrap();
-        drop(first); // interrupted
+        first.settle().await; // interrupted
         let mut second = store.resume(&digest).await.unwrap();
         assert_eq!(second.offset(), 40_000);
         second.write(&data[40_000..]).await.unwrap();
