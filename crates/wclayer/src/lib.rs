@@ -10,11 +10,14 @@
 //! - [`reader`]: streaming, validating reader (gzip and zstd by pure-Rust codecs);
 //! - [`writer`]: writes the same format back;
 //! - [`store`]: the portable layer store (plain files plus a metadata record), keyed by
-//!   diff ID, with parent chains.
+//!   diff ID, with parent chains;
+//! - [`backup`] and [`import`]: entries as Win32 backup streams, the legacy import folder,
+//!   and (on Windows) the import into HCS layers, kept by [`hcs_store`] under chain IDs.
 
 pub mod backup;
 pub mod entry;
 pub mod error;
+pub mod hcs_store;
 pub mod import;
 pub mod reader;
 pub mod store;
@@ -23,6 +26,7 @@ pub mod writer;
 
 pub use entry::{EntryKind, LayerEntry};
 pub use error::LayerError;
+pub use hcs_store::HcsLayerStore;
 pub use reader::LayerReader;
 pub use store::LayerStore;
 pub use writer::LayerWriter;

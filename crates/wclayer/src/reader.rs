@@ -282,7 +282,7 @@ fn trim_nul(text: &str) -> String {
     text.trim_end_matches('\0').to_owned()
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes
         .iter()
