@@ -75,6 +75,9 @@ type PullSlot = Arc<tokio::sync::Mutex<Option<LatestPull>>>;
 pub struct ImageService {
     content: ContentStore,
     layers: LayerStore,
+    /// Layers imported into HCS, by chain ID (Windows).
+    #[cfg(windows)]
+    imported: pane_wclayer::HcsLayerStore,
     settings: ImageSettings,
     pulls: Mutex<HashMap<String, PullSlot>>,
 }
@@ -111,6 +114,9 @@ impl ImageService {
         Ok(Self {
             content: ContentStore::open(&root.join("content")).map_err(store_error)?,
             layers: LayerStore::open(&root.join("layers")).map_err(|e| layer_error(&e))?,
+            #[cfg(windows)]
+            imported: pane_wclayer::HcsLayerStore::open(&root.join("wclayers"))
+                .map_err(|e| layer_error(&e))?,
             settings,
             pulls: Mutex::default(),
         })
@@ -207,7 +213,15 @@ impl ImageService {
             .pull(reference, &options, observer)
             .await
             .map_err(|e| failed(e.to_string()))?;
-        self.content.image_facts(&record).await.map_err(store_error)
+        let facts = self
+            .content
+            .image_facts(&record)
+            .await
+            .map_err(store_error)?;
+        // A pull ends with a runnable image: on Windows the layers are imported now, in
+        // chain order (each import needs its parents); elsewhere this finds them unpacked.
+        self.chain(&facts).await?;
+        Ok(facts)
     }
 
     /// The local image of `reference`, if the store has one.
@@ -268,17 +282,27 @@ impl ImageService {
         self.content.image_facts(&record).await.map_err(store_error)
     }
 
-    /// The image's layer folders, topmost first (the order HCS takes). Layers loaded without
-    /// unpacking (`pane image load`) are unpacked from their blobs now.
+    /// The image's layer folders, topmost first (the order HCS takes). Layers not yet in
+    /// the host's layer store (loaded with `pane image load`, or pulled before an
+    /// interrupted import) are unpacked or imported from their blobs now.
     pub async fn chain(&self, image: &ImageFacts) -> Result<Vec<LayerRef>, RuntimeError> {
-        if cfg!(windows) {
-            return Err(RuntimeError::Unsupported {
-                operation: "running an image",
-                reason: "importing layers into HCS is not built yet; pane runs containers only \
-                         against layers it can activate"
-                    .into(),
-            });
+        #[cfg(windows)]
+        {
+            let imported = self.imported.clone();
+            let content = self.content.clone();
+            let wanted: Vec<(String, String)> = image
+                .layers
+                .iter()
+                .map(|l| (l.digest.clone(), l.diff_id.clone()))
+                .collect();
+            return tokio::task::spawn_blocking(move || import_chain(&imported, &content, &wanted))
+                .await
+                .map_err(|e| RuntimeError::State {
+                    path: "layer store".into(),
+                    reason: format!("the import task failed: {e}"),
+                })?;
         }
+        #[cfg_attr(windows, allow(unreachable_code))]
         let layers = self.layers.clone();
         let content = self.content.clone();
         let wanted: Vec<(String, String)> = image
@@ -331,6 +355,7 @@ impl ImageService {
             .await
             .map_err(store_error)?;
         let mut live = Vec::new();
+        let mut live_images: Vec<Vec<String>> = Vec::new();
         for record in self
             .content
             .images()
@@ -343,7 +368,24 @@ impl ImageService {
                 .image_facts(record)
                 .await
                 .map_err(store_error)?;
-            live.extend(facts.layers.into_iter().map(|l| l.diff_id));
+            let diff_ids: Vec<String> = facts.layers.into_iter().map(|l| l.diff_id).collect();
+            live.extend(diff_ids.iter().cloned());
+            live_images.push(diff_ids);
+        }
+        #[cfg(windows)]
+        {
+            let imported = self.imported.clone();
+            let live_chains: Vec<String> = live_images
+                .iter()
+                .flat_map(|diff_ids| pane_wclayer::hcs_store::chain_ids(diff_ids))
+                .collect();
+            tokio::task::spawn_blocking(move || imported.retain(&live_chains))
+                .await
+                .map_err(|e| RuntimeError::State {
+                    path: "layer store".into(),
+                    reason: format!("the prune task failed: {e}"),
+                })?
+                .map_err(|e| layer_error(&e))?;
         }
         let layers = self.layers.clone();
         tokio::task::spawn_blocking(move || layers.retain(&live))
@@ -355,4 +397,45 @@ impl ImageService {
             .map_err(|e| layer_error(&e))?;
         Ok(pruned)
     }
+}
+
+/// Imports the image's layers that HCS does not have yet, base first, each over the ones
+/// beneath it; returns the chain topmost first with the ids HCS gives the folders.
+#[cfg(windows)]
+fn import_chain(
+    imported: &pane_wclayer::HcsLayerStore,
+    content: &ContentStore,
+    wanted: &[(String, String)],
+) -> Result<Vec<LayerRef>, RuntimeError> {
+    let diff_ids: Vec<String> = wanted.iter().map(|(_, d)| d.clone()).collect();
+    let chain = pane_wclayer::hcs_store::chain_ids(&diff_ids);
+    let mut folders: Vec<PathBuf> = Vec::with_capacity(wanted.len());
+    for (index, ((digest, diff_id), chain_id)) in wanted.iter().zip(&chain).enumerate() {
+        if !imported.has(chain_id) {
+            let blob = content.blob_path(digest).map_err(store_error)?;
+            let file = std::fs::File::open(&blob).map_err(|e| RuntimeError::State {
+                path: blob.display().to_string(),
+                reason: format!("layer {diff_id} is not downloaded: {e}; pull the image again"),
+            })?;
+            tracing::info!(layer = %diff_id, position = index + 1, of = wanted.len(), "importing layer into HCS");
+            let parents: Vec<PathBuf> = folders.iter().rev().cloned().collect();
+            imported
+                .import(std::io::BufReader::new(file), chain_id, diff_id, &parents)
+                .map_err(|e| RuntimeError::State {
+                    path: blob.display().to_string(),
+                    reason: format!("layer {diff_id} cannot be imported: {e}"),
+                })?;
+        }
+        folders.push(imported.path(chain_id).map_err(|e| layer_error(&e))?);
+    }
+    folders
+        .iter()
+        .rev()
+        .map(|folder| {
+            Ok(LayerRef {
+                id: pane_wclayer::sys::layer_id(folder).map_err(|e| layer_error(&e))?,
+                path: folder.display().to_string(),
+            })
+        })
+        .collect()
 }

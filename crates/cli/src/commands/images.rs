@@ -7,6 +7,7 @@ use pane_oci::credentials::CredentialSource;
 use pane_oci::pull::{LayerSink, PullOptions, Puller, Quiet};
 use pane_oci::registry::{RegistryClient, RegistryOptions};
 use pane_oci::store::ContentStore;
+use pane_runtime::images::{ImageService, ImageSettings};
 use pane_spec::ImageReference;
 use pane_wclayer::LayerStore;
 use serde::Serialize;
@@ -21,8 +22,8 @@ pub fn store(root: &Path) -> Result<ContentStore, Failure> {
     Ok(ContentStore::open(&root.join("content"))?)
 }
 
-/// Unpacked layers, kept beside the content store. On Windows, layers are to be imported
-/// into HCS instead; that import is not built yet, so nothing is unpacked there.
+/// Unpacked layers, kept beside the content store (on Windows, layers are imported into HCS
+/// under `wclayers/` instead, after the pull).
 fn layer_store(root: &Path) -> Result<LayerStore, Failure> {
     Ok(LayerStore::open(&root.join("layers"))?)
 }
@@ -59,6 +60,25 @@ fn prune_layers(
                 .map(|l| l.diff_id),
         );
     }
+    #[cfg(windows)]
+    {
+        // Imported layers are kept by chain ID; a layer a container still uses stays.
+        let mut chains = Vec::new();
+        for record in store.images()? {
+            let diff_ids: Vec<String> = runtime
+                .block_on(store.image_facts(&record))?
+                .layers
+                .into_iter()
+                .map(|l| l.diff_id)
+                .collect();
+            chains.extend(pane_wclayer::hcs_store::chain_ids(&diff_ids));
+        }
+        let mut removed =
+            pane_wclayer::HcsLayerStore::open(&root.join("wclayers"))?.retain(&chains)?;
+        removed.extend(layer_store(root)?.retain(&live)?);
+        return Ok(removed);
+    }
+    #[cfg_attr(windows, allow(unreachable_code))]
     Ok(layer_store(root)?.retain(&live)?)
 }
 
@@ -108,12 +128,24 @@ pub fn pull(global: &GlobalArgs, args: &PullArgs) -> Result<ExitCode, Failure> {
         ..PullOptions::default()
     };
     let progress = PullProgress::new(global.json || global.quiet > 0);
-    let record = runtime()?.block_on(async {
+    let runtime = runtime()?;
+    let record = runtime.block_on(async {
         if global.json {
             puller.pull(&reference, &options, &Quiet).await
         } else {
             puller.pull(&reference, &options, &progress).await
         }
+    })?;
+    // The pull ends with a runnable image: on Windows its layers are imported into HCS
+    // (base first; minutes for a base layer), elsewhere this checks they are unpacked.
+    if cfg!(windows) && !global.json && global.quiet == 0 {
+        eprintln!("importing layers into HCS…");
+    }
+    let images = ImageService::open(&global.root, ImageSettings::default())?;
+    runtime.block_on(async {
+        let facts = images.content().image_facts(&record).await?;
+        images.chain(&facts).await?;
+        Ok::<_, Failure>(())
     })?;
     if global.json {
         println!("{}", serde_json::to_string_pretty(&record)?);

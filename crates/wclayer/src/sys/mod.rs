@@ -13,8 +13,8 @@ pub use self::files::{
 #[cfg(windows)]
 pub use self::windows::{
     activate, activate_and_prepare, create_scratch, deactivate, destroy, expand_scratch,
-    import_layer, mount_path, name_to_guid, prepare, process_base_image, process_utility_vm,
-    unprepare,
+    import_layer, layer_id, mount_path, name_to_guid, prepare, process_base_image,
+    process_utility_vm, unprepare,
 };
 
 /// The binary form of an SDDL security descriptor (`MSWINDOWS.sd`). Only Windows can

@@ -168,6 +168,21 @@ pub fn name_to_guid(name: &str) -> Result<GUID, LayerError> {
     Ok(guid)
 }
 
+/// The id HCS documents give the layer in `folder`: `NameToGuid` of the folder's name, in
+/// the lowercase form hcsshim writes.
+pub fn layer_id(folder: &Path) -> Result<String, LayerError> {
+    let name = folder
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let g = name_to_guid(&name)?;
+    let d = g.data4;
+    Ok(format!(
+        "{:08x}-{:04x}-{:04x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        g.data1, g.data2, g.data3, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]
+    ))
+}
+
 /// Parent descriptors, topmost first, with the paths they point into kept alive alongside.
 fn descriptors(parents: &[PathBuf]) -> Result<(Vec<HSTRING>, Vec<LayerDescriptor>), LayerError> {
     let paths: Vec<HSTRING> = parents
