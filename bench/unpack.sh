@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Unpack benchmark: a generated Windows layer (FILES files, TOTAL_MIB MiB uncompressed,
 # default 50,000 and 1024, PAX MSWINDOWS records, gzip -1) unpacked into the portable layer
-# store by pane, next to `gzip -dc | tar -x` and `gzip -dc > /dev/null` on the same file.
+# store by pane and staged as the legacy import folder a Windows import hands to ImportLayer,
+# next to `gzip -dc | tar -x` and `gzip -dc > /dev/null` on the same file.
 # Reports MB/s of uncompressed data and pane's peak RSS.
 #   bash bench/unpack.sh            # from the repository root
 set -euo pipefail
@@ -40,10 +41,14 @@ sync
 measure() { /usr/bin/time -f "%e %M" "$@" 2>&1 >/dev/null | tail -1; }
 rate() { python3 -c "print(round($bytes / $1 / 1e6))"; }
 read -r pane_s pane_kb < <(measure target/release/pane-wclayer-unpack "$work/layer.tgz" "$diff_id" "$work/store")
+rm -rf "$work/store"
+read -r stage_s stage_kb < <(measure target/release/pane-wclayer-unpack --import-folder "$work/layer.tgz" "$diff_id" "$work/staging")
+rm -rf "$work/staging"
 mkdir "$work/tar-x"
 read -r tar_s _ < <(measure sh -c "gzip -dc '$work/layer.tgz' | tar -x -C '$work/tar-x'")
 read -r gz_s _ < <(measure sh -c "gzip -dc '$work/layer.tgz' > /dev/null")
 echo "layer: $files files, $((bytes >> 20)) MiB uncompressed, $(( $(stat -c %s "$work/layer.tgz") >> 20 )) MiB gzip"
 echo "pane unpack:         ${pane_s} s  $(rate "$pane_s") MB/s  peak RSS $((pane_kb / 1024)) MiB"
+echo "pane import folder:  ${stage_s} s  $(rate "$stage_s") MB/s  peak RSS $((stage_kb / 1024)) MiB"
 echo "gzip -dc | tar -x:   ${tar_s} s  $(rate "$tar_s") MB/s"
 echo "gzip -dc > /dev/null: ${gz_s} s  $(rate "$gz_s") MB/s"

@@ -1,31 +1,67 @@
 //! `pane-wclayer-unpack LAYER DIFF_ID STORE`: unpacks one layer file into a portable layer
-//! store, for benchmarks and debugging.
+//! store; with `--import-folder`, stages it as the legacy import folder `ImportLayer` reads
+//! (what a Windows import writes before calling it). For benchmarks and debugging.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use pane_wclayer::import::import_stream;
+use pane_wclayer::import::legacy::LegacyImportFolder;
+use pane_wclayer::reader::LayerSummary;
+
+fn unpack(
+    layer: &str,
+    diff_id: &str,
+    store: &str,
+) -> Result<LayerSummary, Box<dyn std::error::Error>> {
+    let file = std::fs::File::open(layer)?;
+    let store = pane_wclayer::LayerStore::open(Path::new(store))?;
+    Ok(store.unpack(file, diff_id)?)
+}
+
+fn stage(
+    layer: &str,
+    diff_id: &str,
+    staging: &str,
+) -> Result<LayerSummary, Box<dyn std::error::Error>> {
+    let file = std::io::BufReader::new(std::fs::File::open(layer)?);
+    let mut folder = LegacyImportFolder::create(Path::new(staging), &[])?;
+    let summary = import_stream(file, &mut folder)?;
+    folder.finish()?;
+    if summary.diff_id != diff_id {
+        return Err(format!("the layer hashes to {}, not {diff_id}", summary.diff_id).into());
+    }
+    Ok(summary)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [layer, diff_id, store] = args.as_slice() else {
-        eprintln!("usage: pane-wclayer-unpack LAYER DIFF_ID STORE_DIR");
+    let (import_folder, args) = match args.split_first() {
+        Some((flag, rest)) if flag == "--import-folder" => (true, rest),
+        _ => (false, args.as_slice()),
+    };
+    let [layer, diff_id, target] = args else {
+        eprintln!("usage: pane-wclayer-unpack [--import-folder] LAYER DIFF_ID TARGET_DIR");
         return ExitCode::from(2);
     };
-    let run = || -> Result<(), Box<dyn std::error::Error>> {
-        let file = std::fs::File::open(layer)?;
-        let store = pane_wclayer::LayerStore::open(std::path::Path::new(store))?;
-        let start = Instant::now();
-        let summary = store.unpack(file, diff_id)?;
-        let seconds = start.elapsed().as_secs_f64();
-        #[allow(clippy::cast_precision_loss)] // a rate for people
-        let rate = summary.uncompressed_bytes as f64 / seconds / 1e6;
-        println!(
-            "{} entries, {} bytes in {seconds:.2} s ({rate:.0} MB/s)",
-            summary.entries, summary.uncompressed_bytes
-        );
-        Ok(())
+    let start = Instant::now();
+    let result = if import_folder {
+        stage(layer, diff_id, target)
+    } else {
+        unpack(layer, diff_id, target)
     };
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
+    match result {
+        Ok(summary) => {
+            let seconds = start.elapsed().as_secs_f64();
+            #[allow(clippy::cast_precision_loss)] // a rate for people
+            let rate = summary.uncompressed_bytes as f64 / seconds / 1e6;
+            println!(
+                "{} entries, {} bytes in {seconds:.2} s ({rate:.0} MB/s)",
+                summary.entries, summary.uncompressed_bytes
+            );
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("pane-wclayer-unpack: {e}");
             ExitCode::FAILURE

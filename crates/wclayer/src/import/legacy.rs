@@ -15,7 +15,7 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::backup::{self, BasicInfo};
@@ -68,7 +68,7 @@ pub struct StagedLayer {
 }
 
 struct OpenFile {
-    writer: BufWriter<File>,
+    file: File,
     path: PathBuf,
     info: BasicInfo,
     /// `Hives/` files take only their data.
@@ -81,6 +81,10 @@ pub struct LegacyImportFolder {
     utility_vm_root: PathBuf,
     parents: Vec<PathBuf>,
     current: Option<OpenFile>,
+    /// Stream headers not yet written to the open file (joined with the data's first write).
+    pending: Vec<u8>,
+    /// One copy buffer for every file: layers hold tens of thousands of small files.
+    buffer: Vec<u8>,
     added: HashSet<String>,
     /// Directories that are reparse points: nothing may be placed beneath them.
     reparse_directories: Vec<String>,
@@ -119,6 +123,8 @@ impl LegacyImportFolder {
             utility_vm_root,
             parents: parents.to_vec(),
             current: None,
+            pending: Vec::new(),
+            buffer: vec![0; 256 << 10],
             added: HashSet::new(),
             reparse_directories: Vec::new(),
         })
@@ -131,14 +137,23 @@ impl LegacyImportFolder {
     }
 
     fn close_current(&mut self) -> Result<(), LayerError> {
+        self.flush_pending()?;
         let Some(open) = self.current.take() else {
             return Ok(());
         };
-        let file = open
-            .writer
-            .into_inner()
-            .map_err(|e| LayerError::io("writing the import folder", &open.path)(e.into_error()))?;
-        set_times(&file, &open.info).map_err(write_failed(&open.path))?;
+        set_times(&open.file, &open.info).map_err(write_failed(&open.path))?;
+        Ok(())
+    }
+
+    fn flush_pending(&mut self) -> Result<(), LayerError> {
+        if let Some(open) = self.current.as_mut()
+            && !self.pending.is_empty()
+        {
+            open.file
+                .write_all(&self.pending)
+                .map_err(write_failed(&open.path))?;
+        }
+        self.pending.clear();
         Ok(())
     }
 
@@ -149,7 +164,7 @@ impl LegacyImportFolder {
             .open(&path)
             .map_err(write_failed(&path))?;
         self.current = Some(OpenFile {
-            writer: BufWriter::with_capacity(256 << 10, file),
+            file,
             path,
             info,
             data_only,
@@ -158,14 +173,13 @@ impl LegacyImportFolder {
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), LayerError> {
-        let Some(open) = self.current.as_mut() else {
+        if self.current.is_none() {
             return Err(LayerError::Stream(
                 "data arrived with no file open in the import folder".into(),
             ));
-        };
-        open.writer
-            .write_all(bytes)
-            .map_err(write_failed(&open.path))
+        }
+        self.pending.extend_from_slice(bytes);
+        Ok(())
     }
 
     fn copy(&mut self, size: u64, data: &mut dyn Read) -> Result<(), LayerError> {
@@ -174,16 +188,35 @@ impl LegacyImportFolder {
                 "data arrived with no file open in the import folder".into(),
             ));
         };
-        let copied =
-            io::copy(&mut data.take(size), &mut open.writer).map_err(write_failed(&open.path))?;
-        if copied == size {
-            Ok(())
-        } else {
-            Err(LayerError::Stream(format!(
-                "{} ended after {copied} of {size} bytes",
-                open.path.display()
-            )))
+        let mut left = size;
+        while left > 0 {
+            let want =
+                usize::try_from(left).map_or(self.buffer.len(), |l| l.min(self.buffer.len()));
+            let n = match data.read(&mut self.buffer[..want]) {
+                Ok(0) => {
+                    return Err(LayerError::Stream(format!(
+                        "{} ended after {} of {size} bytes",
+                        open.path.display(),
+                        size - left
+                    )));
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(LayerError::Stream(e.to_string())),
+            };
+            // Headers and the first data go out in one write: most files are small.
+            if self.pending.is_empty() {
+                open.file.write_all(&self.buffer[..n])
+            } else {
+                self.pending.extend_from_slice(&self.buffer[..n]);
+                let result = open.file.write_all(&self.pending);
+                self.pending.clear();
+                result
+            }
+            .map_err(write_failed(&open.path))?;
+            left -= n as u64;
         }
+        Ok(())
     }
 
     fn check_not_under_reparse_point(&self, path: &str) -> Result<(), LayerError> {
