@@ -100,7 +100,17 @@ pub trait PullObserver: Send + Sync {
 /// beside the downloads of the other layers. Blocking work is fine: it runs on the blocking
 /// pool.
 pub trait LayerSink: Send + Sync {
-    fn unpack(&self, blob: &std::path::Path, diff_id: &str) -> Result<(), String>;
+    fn unpack(&self, blob: &std::path::Path, layer: &LayerPosition<'_>) -> Result<(), String>;
+}
+
+/// A layer and where it sits in its image, for sinks whose result depends on the layers
+/// beneath (an HCS layer is built over its parents).
+#[derive(Debug, Clone, Copy)]
+pub struct LayerPosition<'a> {
+    /// The layer's diff ID, which the sink verifies the blob against.
+    pub diff_id: &'a str,
+    /// The diff IDs of this layer and every layer beneath it, base first.
+    pub chain: &'a [String],
 }
 
 /// An observer that ignores everything.
@@ -221,6 +231,7 @@ impl Puller {
             .iter()
             .enumerate()
             .map(|(index, l)| LayerJob {
+                index,
                 digest: l.digest().to_string(),
                 size: l.size(),
                 urls: l.urls().clone().unwrap_or_default(),
@@ -230,13 +241,14 @@ impl Puller {
             })
             .collect();
         let layer_digests: Vec<String> = layers.iter().map(|l| l.digest.clone()).collect();
+        let diff_ids = &all_diff_ids(&layers);
         let results: Vec<Result<(), PullError>> = futures_util::stream::iter(layers)
             // Owned jobs keep the future `Send` for callers on a multi-thread runtime (a
             // borrowed iterator trips rustc's higher-ranked lifetime inference here).
             .map(|layer| async move {
                 self.fetch_layer(registry, repository, &layer, options, observer)
                     .await?;
-                self.unpack(&layer).await
+                self.unpack(&layer, diff_ids.clone()).await
             })
             .buffer_unordered(options.concurrency.max(1))
             .collect()
@@ -260,7 +272,11 @@ impl Puller {
         Ok(record)
     }
 
-    async fn unpack(&self, layer: &LayerJob) -> Result<(), PullError> {
+    async fn unpack(
+        &self,
+        layer: &LayerJob,
+        diff_ids: Option<std::sync::Arc<[String]>>,
+    ) -> Result<(), PullError> {
         let Some(sink) = self.sink.clone() else {
             return Ok(());
         };
@@ -268,15 +284,24 @@ impl Puller {
             digest: layer.digest.clone(),
             reason,
         };
-        let diff_id = layer
-            .diff_id
-            .clone()
-            .ok_or_else(|| failure("the image config has no diff ID for it".to_owned()))?;
+        let diff_ids = diff_ids.ok_or_else(|| {
+            failure("the image config does not give a diff ID for every layer".to_owned())
+        })?;
+        let index = layer.index;
         let blob = self.store.blob_path(&layer.digest)?;
-        tokio::task::spawn_blocking(move || sink.unpack(&blob, &diff_id))
-            .await
-            .map_err(|e| failure(e.to_string()))?
-            .map_err(failure)
+        tokio::task::spawn_blocking(move || {
+            let chain = &diff_ids[..=index];
+            sink.unpack(
+                &blob,
+                &LayerPosition {
+                    diff_id: &chain[index],
+                    chain,
+                },
+            )
+        })
+        .await
+        .map_err(|e| failure(e.to_string()))?
+        .map_err(failure)
     }
 
     /// Picks the index entry for this host and fetches (and verifies) its manifest.
@@ -418,8 +443,19 @@ impl Puller {
     }
 }
 
+/// Every layer's diff ID, base first, when the config gives one for each.
+fn all_diff_ids(layers: &[LayerJob]) -> Option<std::sync::Arc<[String]>> {
+    layers
+        .iter()
+        .map(|l| l.diff_id.clone())
+        .collect::<Option<Vec<String>>>()
+        .map(Into::into)
+}
+
 #[derive(Debug)]
 struct LayerJob {
+    /// Position in the manifest, base first.
+    index: usize,
     digest: String,
     size: u64,
     urls: Vec<String>,

@@ -136,10 +136,14 @@ async fn pulls_the_build_that_matches_the_host() {
 struct Unpack(pane_wclayer::LayerStore);
 
 impl pane_oci::pull::LayerSink for Unpack {
-    fn unpack(&self, blob: &std::path::Path, diff_id: &str) -> Result<(), String> {
+    fn unpack(
+        &self,
+        blob: &std::path::Path,
+        layer: &pane_oci::pull::LayerPosition<'_>,
+    ) -> Result<(), String> {
         let file = std::fs::File::open(blob).map_err(|e| e.to_string())?;
         self.0
-            .unpack(file, diff_id)
+            .unpack(file, layer.diff_id)
             .map(drop)
             .map_err(|e| e.to_string())
     }

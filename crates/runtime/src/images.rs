@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use pane_hcs::doc::LayerRef;
 use pane_oci::credentials::CredentialSource;
-use pane_oci::pull::{LayerSink, PullObserver, PullOptions, Puller, Quiet};
+use pane_oci::pull::{LayerPosition, LayerSink, PullObserver, PullOptions, Puller, Quiet};
 use pane_oci::registry::{RegistryClient, RegistryOptions};
 use pane_oci::{ContentStore, ImageFacts, ImageRecord, StoreError};
 use pane_spec::{ImageReference, OsVersion, PullPolicy};
@@ -44,11 +44,36 @@ impl Default for ImageSettings {
 }
 
 /// Unpacks pulled layers into the portable layer store, each checked against its diff ID.
+#[cfg(not(windows))]
 struct PortableLayers(LayerStore);
 
+#[cfg(not(windows))]
 impl LayerSink for PortableLayers {
-    fn unpack(&self, blob: &Path, diff_id: &str) -> Result<(), String> {
-        unpack_blob(&self.0, blob, diff_id)
+    fn unpack(&self, blob: &Path, layer: &LayerPosition<'_>) -> Result<(), String> {
+        unpack_blob(&self.0, blob, layer.diff_id)
+    }
+}
+
+/// Takes pulled layers into HCS as they download: a base layer is imported at once; a layer
+/// over parents is staged (decompressed into the import folder `ImportLayer` reads), which
+/// needs no parents, so it overlaps the other downloads. [`ImageService::chain`] then
+/// imports the staged layers in order.
+#[cfg(windows)]
+struct HcsLayers(pane_wclayer::HcsLayerStore);
+
+#[cfg(windows)]
+impl LayerSink for HcsLayers {
+    fn unpack(&self, blob: &Path, layer: &LayerPosition<'_>) -> Result<(), String> {
+        let chain = pane_wclayer::hcs_store::chain_ids(layer.chain);
+        let chain_id = chain.last().ok_or("a layer without a chain")?;
+        let file = std::fs::File::open(blob).map_err(|e| format!("{}: {e}", blob.display()))?;
+        let input = std::io::BufReader::new(file);
+        if layer.chain.len() == 1 {
+            self.0.import(input, chain_id, layer.diff_id, &[])
+        } else {
+            self.0.stage(input, chain_id, layer.diff_id).map(drop)
+        }
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -126,6 +151,15 @@ impl ImageService {
         &self.content
     }
 
+    /// Where a pull puts each layer as it arrives: the portable layer store, or on Windows
+    /// the HCS layer store (imported or staged for import).
+    pub fn layer_sink(&self) -> Arc<dyn LayerSink> {
+        #[cfg(windows)]
+        return Arc::new(HcsLayers(self.imported.clone()));
+        #[cfg(not(windows))]
+        Arc::new(PortableLayers(self.layers.clone()))
+    }
+
     /// The image as `policy` asks: `never` takes only the local one, `if_not_present` pulls
     /// when there is none, `always` resolves the reference again. Callers asking for one
     /// reference at the same time share a pull.
@@ -199,10 +233,7 @@ impl ImageService {
             ..RegistryOptions::default()
         })
         .map_err(|e| failed(e.to_string()))?;
-        let mut puller = Puller::new(client, self.content.clone());
-        if cfg!(not(windows)) {
-            puller = puller.unpacking_into(Arc::new(PortableLayers(self.layers.clone())));
-        }
+        let puller = Puller::new(client, self.content.clone()).unpacking_into(self.layer_sink());
         let options = PullOptions {
             host_build: self.settings.host_build,
             concurrency: self.settings.concurrency,
@@ -413,14 +444,20 @@ fn import_chain(
     for (index, ((digest, diff_id), chain_id)) in wanted.iter().zip(&chain).enumerate() {
         if !imported.has(chain_id) {
             let blob = content.blob_path(digest).map_err(store_error)?;
-            let file = std::fs::File::open(&blob).map_err(|e| RuntimeError::State {
-                path: blob.display().to_string(),
-                reason: format!("layer {diff_id} is not downloaded: {e}; pull the image again"),
-            })?;
+            // A layer staged during the pull is imported from its staging, not its blob.
+            let input: Box<dyn std::io::Read> = if index > 0 && imported.is_staged(chain_id) {
+                Box::new(std::io::empty())
+            } else {
+                let file = std::fs::File::open(&blob).map_err(|e| RuntimeError::State {
+                    path: blob.display().to_string(),
+                    reason: format!("layer {diff_id} is not downloaded: {e}; pull the image again"),
+                })?;
+                Box::new(std::io::BufReader::new(file))
+            };
             tracing::info!(layer = %diff_id, position = index + 1, of = wanted.len(), "importing layer into HCS");
             let parents: Vec<PathBuf> = folders.iter().rev().cloned().collect();
             imported
-                .import(std::io::BufReader::new(file), chain_id, diff_id, &parents)
+                .import(input, chain_id, diff_id, &parents)
                 .map_err(|e| RuntimeError::State {
                     path: blob.display().to_string(),
                     reason: format!("layer {diff_id} cannot be imported: {e}"),

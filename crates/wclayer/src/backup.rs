@@ -36,7 +36,7 @@ const SYMLINK_FLAG_RELATIVE: u32 = 1;
 const FILETIME_UNIX_OFFSET: i64 = 11_644_473_600;
 
 /// `FILE_BASIC_INFO`: times in FILETIME units (100 ns since 1601) and attributes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct BasicInfo {
     pub creation_time: i64,
     pub last_access_time: i64,

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::error::LayerError;
+use crate::import::legacy::{StagedLayer, stage_layer};
 
 /// The chain ID of a layer whose parent chain has `parent` as its chain ID (none for a base
 /// layer): `sha256(parent + " " + diff_id)`, or the diff ID itself for a base layer.
@@ -119,9 +120,43 @@ impl HcsLayerStore {
         Ok(unused)
     }
 
-    /// Imports the layer stream `input` as `chain_id` over `parents` (their folders, topmost
-    /// first), checking it against `diff_id`. A folder an interrupted import left is
-    /// destroyed first.
+    /// Where a layer over parents is staged before its import.
+    pub fn staged_path(&self, chain_id: &str) -> Result<PathBuf, LayerError> {
+        Ok(self
+            .root
+            .join(format!(".staged-{}", folder_name(chain_id)?)))
+    }
+
+    /// The layer was staged (completely) and waits for its import.
+    pub fn is_staged(&self, chain_id: &str) -> bool {
+        self.staged_path(chain_id)
+            .is_ok_and(|p| StagedLayer::load(&p).is_some())
+    }
+
+    /// Stages a layer that has parents as the import folder `ImportLayer` reads, checking
+    /// it against `diff_id`. Needs no parent layers, so it runs as soon as the layer is
+    /// downloaded, beside the other downloads; [`Self::import`] then takes the staging.
+    /// Returns `false` when there was nothing to do (imported or staged already).
+    pub fn stage(
+        &self,
+        input: impl std::io::Read,
+        chain_id: &str,
+        diff_id: &str,
+    ) -> Result<bool, LayerError> {
+        let staging = self.staged_path(chain_id)?;
+        if self.has(chain_id) || self.is_staged(chain_id) {
+            return Ok(false);
+        }
+        // An unfinished staging (no record) from an interrupted run.
+        let _ = std::fs::remove_dir_all(&staging);
+        stage_layer(input, diff_id, &staging)?;
+        Ok(true)
+    }
+
+    /// Imports layer `chain_id` over `parents` (their folders, topmost first): a base layer
+    /// (no parents) straight from `input`; any other from its staging, staged from `input`
+    /// now if it was not staged during the pull. `input` is only read when needed. A folder
+    /// an interrupted import left is destroyed first.
     #[cfg(windows)]
     pub fn import(
         &self,
@@ -129,29 +164,33 @@ impl HcsLayerStore {
         chain_id: &str,
         diff_id: &str,
         parents: &[PathBuf],
-    ) -> Result<crate::reader::LayerSummary, LayerError> {
+    ) -> Result<(), LayerError> {
         let layer = self.path(chain_id)?;
         if self.has(chain_id) {
-            return Err(LayerError::Stream(format!(
-                "layer {chain_id} is already imported"
-            )));
+            return Ok(());
         }
         if layer.exists() {
             destroy_folder(&layer)?;
         }
-        let staging = self.root.join(format!(
-            ".staging-{}-{}",
-            folder_name(chain_id)?,
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&staging);
-        let summary = crate::import::import_layer(input, diff_id, &layer, parents, &staging)?;
+        let size = if parents.is_empty() {
+            crate::import::import_base_layer(input, diff_id, &layer)?.uncompressed_bytes
+        } else {
+            let staging = self.staged_path(chain_id)?;
+            let mut staged = if let Some(staged) = StagedLayer::load(&staging) {
+                staged
+            } else {
+                let _ = std::fs::remove_dir_all(&staging);
+                stage_layer(input, diff_id, &staging)?.1
+            };
+            crate::import::import_staged_layer(&mut staged, &layer, parents)?;
+            let _ = std::fs::remove_dir_all(&staging);
+            staged.size
+        };
         self.record(&ImportRecord {
             chain_id: chain_id.to_owned(),
             diff_id: diff_id.to_owned(),
-            size: summary.uncompressed_bytes,
-        })?;
-        Ok(summary)
+            size,
+        })
     }
 
     /// Destroys every layer not among `live` chain IDs, and what interrupted imports left;

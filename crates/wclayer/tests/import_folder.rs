@@ -49,9 +49,11 @@ fn stage(
     staging: &Path,
     parents: &[std::path::PathBuf],
 ) -> Result<(String, StagedLayer), LayerError> {
-    let mut folder = LegacyImportFolder::create(staging, parents)?;
+    let mut folder = LegacyImportFolder::create(staging)?;
     let summary = import_stream(tar, &mut folder)?;
-    Ok((summary.diff_id, folder.finish()?))
+    let mut staged = folder.finish()?;
+    staged.resolve_links(parents)?;
+    Ok((summary.diff_id, staged))
 }
 
 /// A staged file: its attribute prefix and its backup-stream records with their data.
@@ -322,4 +324,43 @@ fn sddl_security_descriptors_need_a_windows_host() {
     entry.sddl = Some("O:BAG:BAD:(A;;FA;;;BA)".into());
     let error = stage(&tar(&[(entry, b"a")]), &temp.path().join("s"), &[]).unwrap_err();
     assert!(error.to_string().contains("MSWINDOWS.sd"), "{error}");
+}
+
+#[test]
+fn the_store_stages_once_and_a_bad_layer_leaves_nothing() {
+    use pane_wclayer::HcsLayerStore;
+    use pane_wclayer::hcs_store::chain_ids;
+
+    let temp = tempfile::tempdir().unwrap();
+    let store = HcsLayerStore::open(temp.path()).unwrap();
+    let layer = tar(&[(dir("Files"), b""), (file("Files/a", 1), b"a")]);
+    let diff_id = pane_wclayer::LayerReader
+        .read(&layer[..], |_, _| Ok(()))
+        .unwrap()
+        .diff_id;
+    let base = "sha256:".to_owned() + &"1".repeat(64);
+    let chain = chain_ids(&[base, diff_id.clone()]);
+    assert!(store.stage(&layer[..], &chain[1], &diff_id).unwrap());
+    let staging = store.staged_path(&chain[1]).unwrap();
+    let staged = StagedLayer::load(&staging).unwrap();
+    assert_eq!(staged.size, 1);
+    assert!(staged.import_root.join("Files/a").is_file());
+    assert!(
+        !store.stage(&layer[..], &chain[1], &diff_id).unwrap(),
+        "staged once"
+    );
+
+    // The wrong diff ID: refused, and no staging folder is left.
+    let other = "sha256:".to_owned() + &"2".repeat(64);
+    let wrong = chain_ids(&[chain[1].clone(), other.clone()]);
+    assert!(matches!(
+        store.stage(&layer[..], &wrong[1], &other),
+        Err(LayerError::DiffId { .. })
+    ));
+    assert!(!store.staged_path(&wrong[1]).unwrap().exists());
+
+    // An unfinished staging (no record) is redone, not taken.
+    std::fs::remove_file(staging.join("staged.json")).unwrap();
+    assert!(StagedLayer::load(&staging).is_none());
+    assert!(store.stage(&layer[..], &chain[1], &diff_id).unwrap());
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use pane_oci::credentials::CredentialSource;
-use pane_oci::pull::{LayerSink, PullOptions, Puller, Quiet};
+use pane_oci::pull::{PullOptions, Puller, Quiet};
 use pane_oci::registry::{RegistryClient, RegistryOptions};
 use pane_oci::store::ContentStore;
 use pane_runtime::images::{ImageService, ImageSettings};
@@ -26,22 +26,6 @@ pub fn store(root: &Path) -> Result<ContentStore, Failure> {
 /// under `wclayers/` instead, after the pull).
 fn layer_store(root: &Path) -> Result<LayerStore, Failure> {
     Ok(LayerStore::open(&root.join("layers"))?)
-}
-
-/// Unpacks pulled layers into the portable layer store, checking each diff ID.
-struct PortableLayers(LayerStore);
-
-impl LayerSink for PortableLayers {
-    fn unpack(&self, blob: &Path, diff_id: &str) -> Result<(), String> {
-        if self.0.has(diff_id) {
-            return Ok(());
-        }
-        let file = std::fs::File::open(blob).map_err(|e| format!("{}: {e}", blob.display()))?;
-        self.0
-            .unpack(file, diff_id)
-            .map(drop)
-            .map_err(|e| e.to_string())
-    }
 }
 
 /// Removes unpacked layers that no stored image uses any more.
@@ -115,12 +99,8 @@ pub fn pull(global: &GlobalArgs, args: &PullArgs) -> Result<ExitCode, Failure> {
         credentials,
         ..RegistryOptions::default()
     })?;
-    let mut puller = Puller::new(client, store(&global.root)?);
-    if cfg!(not(windows)) {
-        puller = puller.unpacking_into(std::sync::Arc::new(PortableLayers(layer_store(
-            &global.root,
-        )?)));
-    }
+    let images = ImageService::open(&global.root, ImageSettings::default())?;
+    let puller = Puller::new(client, store(&global.root)?).unpacking_into(images.layer_sink());
     let options = PullOptions {
         host_build,
         concurrency: args.concurrency,
@@ -141,7 +121,6 @@ pub fn pull(global: &GlobalArgs, args: &PullArgs) -> Result<ExitCode, Failure> {
     if cfg!(windows) && !global.json && global.quiet == 0 {
         eprintln!("importing layers into HCS…");
     }
-    let images = ImageService::open(&global.root, ImageSettings::default())?;
     runtime.block_on(async {
         let facts = images.content().image_facts(&record).await?;
         images.chain(&facts).await?;

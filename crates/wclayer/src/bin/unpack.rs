@@ -6,8 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use pane_wclayer::import::import_stream;
-use pane_wclayer::import::legacy::LegacyImportFolder;
+use pane_wclayer::import::legacy::stage_layer;
 use pane_wclayer::reader::LayerSummary;
 
 fn unpack(
@@ -26,13 +25,7 @@ fn stage(
     staging: &str,
 ) -> Result<LayerSummary, Box<dyn std::error::Error>> {
     let file = std::io::BufReader::new(std::fs::File::open(layer)?);
-    let mut folder = LegacyImportFolder::create(Path::new(staging), &[])?;
-    let summary = import_stream(file, &mut folder)?;
-    folder.finish()?;
-    if summary.diff_id != diff_id {
-        return Err(format!("the layer hashes to {}, not {diff_id}", summary.diff_id).into());
-    }
-    Ok(summary)
+    Ok(stage_layer(file, diff_id, Path::new(staging))?.0)
 }
 
 fn main() -> ExitCode {

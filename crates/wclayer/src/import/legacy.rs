@@ -18,23 +18,29 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 use crate::backup::{self, BasicInfo};
 use crate::error::LayerError;
 use crate::import::{FileRecord, ImportSink, disk_path};
+use crate::reader::LayerSummary;
 
 /// The suffix of a directory's metadata file.
 pub const DIRECTORY_SUFFIX: &str = ".$wcidirs$";
 
 /// Where a pending hard link's target lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LinkRoot {
     /// In the layer being imported (added earlier, or cloned from the parent's utility VM).
     ThisLayer,
+    /// Not in this layer: in one of the parents, found by [`StagedLayer::resolve_links`].
+    Parents,
     /// In the parent at this index of the parents given (topmost first).
     Parent(usize),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingLink {
     pub path: String,
     pub target: String,
@@ -42,7 +48,7 @@ pub struct PendingLink {
 }
 
 /// A utility VM entry staged for writing into the imported layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StagedEntry {
     pub path: String,
     pub info: BasicInfo,
@@ -51,7 +57,7 @@ pub struct StagedEntry {
 }
 
 /// What staging produced and what remains to do once `ImportLayer` has run.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StagedLayer {
     /// The folder to hand to `ImportLayer`.
     pub import_root: PathBuf,
@@ -67,6 +73,86 @@ pub struct StagedLayer {
     pub size: u64,
 }
 
+/// `staged.json` in a staging folder: written last, so its presence means staging finished.
+pub const STAGED_RECORD: &str = "staged.json";
+
+impl StagedLayer {
+    /// Finds every link target not in this layer among `parents` (topmost first; the first
+    /// that has it wins, as the merged view shows it). A utility VM target is looked up in
+    /// the topmost parent, whose utility VM is cloned into this layer.
+    pub fn resolve_links(&mut self, parents: &[PathBuf]) -> Result<(), LayerError> {
+        let exists =
+            |root: &Path, target: &str| fs::symlink_metadata(disk_path(root, target)).is_ok();
+        for link in &mut self.links {
+            if link.root != LinkRoot::Parents {
+                continue;
+            }
+            let found = if under(&link.target, "UtilityVM/Files") {
+                parents
+                    .first()
+                    .filter(|p| self.has_utility_vm && exists(p, &link.target))
+                    .map(|_| LinkRoot::ThisLayer)
+            } else {
+                parents
+                    .iter()
+                    .position(|p| exists(p, &link.target))
+                    .map(LinkRoot::Parent)
+            };
+            link.root = found.ok_or_else(|| {
+                LayerError::entry(
+                    &link.path,
+                    format!(
+                        "hard link to {:?}, which neither this layer nor a parent holds",
+                        link.target
+                    ),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Records the staging in `staging/staged.json` (atomically: temporary name, rename).
+    pub fn save(&self, staging: &Path) -> Result<(), LayerError> {
+        let path = staging.join(STAGED_RECORD);
+        let temporary = staging.join("staged.json.tmp");
+        let bytes = serde_json::to_vec(self).map_err(|e| LayerError::Stream(e.to_string()))?;
+        fs::write(&temporary, bytes).map_err(write_failed(&temporary))?;
+        fs::rename(&temporary, &path).map_err(write_failed(&path))
+    }
+
+    /// A finished staging, or `None` when `staging` holds none (or an unfinished one).
+    pub fn load(staging: &Path) -> Option<Self> {
+        let bytes = fs::read(staging.join(STAGED_RECORD)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+/// Stages `input` under `staging` (which must not exist) and checks its diff ID; on any
+/// failure the staging folder is removed.
+pub fn stage_layer(
+    input: impl Read,
+    diff_id: &str,
+    staging: &Path,
+) -> Result<(LayerSummary, StagedLayer), LayerError> {
+    let result = (|| {
+        let mut folder = LegacyImportFolder::create(staging)?;
+        let summary = crate::import::import_stream(input, &mut folder)?;
+        let staged = folder.finish()?;
+        if summary.diff_id != diff_id {
+            return Err(LayerError::DiffId {
+                expected: diff_id.to_owned(),
+                actual: summary.diff_id,
+            });
+        }
+        staged.save(staging)?;
+        Ok((summary, staged))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_dir_all(staging);
+    }
+    result
+}
+
 struct OpenFile {
     file: File,
     path: PathBuf,
@@ -79,7 +165,6 @@ struct OpenFile {
 pub struct LegacyImportFolder {
     staged: StagedLayer,
     utility_vm_root: PathBuf,
-    parents: Vec<PathBuf>,
     current: Option<OpenFile>,
     /// Stream headers not yet written to the open file (joined with the data's first write).
     pending: Vec<u8>,
@@ -107,9 +192,9 @@ fn write_failed(path: &Path) -> impl FnOnce(io::Error) -> LayerError + '_ {
 }
 
 impl LegacyImportFolder {
-    /// `staging` must not exist yet; `parents` are the parent layer folders, topmost first,
-    /// where hard-link targets not in this layer are looked up.
-    pub fn create(staging: &Path, parents: &[PathBuf]) -> Result<Self, LayerError> {
+    /// `staging` must not exist yet. Staging needs no parent layers (so layers can be staged
+    /// as they download, in any order); links into them are resolved when imported.
+    pub fn create(staging: &Path) -> Result<Self, LayerError> {
         let import_root = staging.join("import");
         let utility_vm_root = staging.join("utilityvm");
         fs::create_dir(staging).map_err(write_failed(staging))?;
@@ -121,7 +206,6 @@ impl LegacyImportFolder {
                 ..StagedLayer::default()
             },
             utility_vm_root,
-            parents: parents.to_vec(),
             current: None,
             pending: Vec::new(),
             buffer: vec![0; 256 << 10],
@@ -256,28 +340,6 @@ impl LegacyImportFolder {
         });
         Ok(())
     }
-
-    fn find_link_root(&self, path: &str, target: &str) -> Result<LinkRoot, LayerError> {
-        if self.added.contains(&target.to_lowercase()) {
-            return Ok(LinkRoot::ThisLayer);
-        }
-        let exists = |root: &Path| fs::symlink_metadata(disk_path(root, target)).is_ok();
-        if under(target, "Files") {
-            if let Some(index) = self.parents.iter().position(|p| exists(p)) {
-                return Ok(LinkRoot::Parent(index));
-            }
-        } else if under(target, "UtilityVM/Files")
-            && self.staged.has_utility_vm
-            && self.parents.first().is_some_and(|p| exists(p))
-        {
-            // The parent's utility VM is cloned into this layer before links are made.
-            return Ok(LinkRoot::ThisLayer);
-        }
-        Err(LayerError::entry(
-            path,
-            format!("hard link to {target:?}, which neither this layer nor a parent holds"),
-        ))
-    }
 }
 
 impl ImportSink for LegacyImportFolder {
@@ -361,7 +423,11 @@ impl ImportSink for LegacyImportFolder {
                 format!("a hard link to {target:?} across layer roots"),
             ));
         }
-        let root = self.find_link_root(path, target)?;
+        let root = if self.added.contains(&target.to_lowercase()) {
+            LinkRoot::ThisLayer
+        } else {
+            LinkRoot::Parents
+        };
         self.staged.links.push(PendingLink {
             path: path.to_owned(),
             target: target.to_owned(),

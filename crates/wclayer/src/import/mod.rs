@@ -159,4 +159,4 @@ pub fn disk_path(root: &std::path::Path, layer_path: &str) -> std::path::PathBuf
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
-pub use self::windows::import_layer;
+pub use self::windows::{import_base_layer, import_staged_layer};

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use crate::backup::{self, BasicInfo};
 use crate::error::LayerError;
-use crate::import::legacy::{LegacyImportFolder, LinkRoot, StagedLayer};
+use crate::import::legacy::{LinkRoot, StagedLayer};
 use crate::import::{
     ATTRIBUTE_DIRECTORY, ATTRIBUTE_REPARSE_POINT, FileRecord, ImportSink, disk_path, import_stream,
 };
@@ -37,41 +37,44 @@ fn privileges() -> Result<(), LayerError> {
         .map_err(LayerError::Unavailable)
 }
 
-/// Imports the layer stream `input` into the new folder `layer` over `parents` (topmost
-/// first), checking its diff ID against `diff_id` before anything is processed. `staging`
-/// is a scratch path (it must not exist) for the import folder. On failure the layer folder
-/// is destroyed and nothing is left.
-pub fn import_layer(
+/// Imports the base layer stream `input` (a layer without parents) into the new folder
+/// `layer`, checking its diff ID before the layer is processed. On failure the folder is
+/// destroyed and nothing is left.
+pub fn import_base_layer(
     input: impl Read,
     diff_id: &str,
     layer: &Path,
-    parents: &[PathBuf],
-    staging: &Path,
 ) -> Result<LayerSummary, LayerError> {
     privileges()?;
-    let result = if parents.is_empty() {
-        import_base(input, diff_id, layer)
-    } else {
-        import_over_parents(input, diff_id, layer, parents, staging)
-    };
-    let _ = std::fs::remove_dir_all(staging);
-    if result.is_err() && layer.exists() {
-        // DestroyLayer knows the layer's own bookkeeping; plain removal covers a folder
-        // vmcompute never saw.
-        let _ = sys::destroy(layer);
-        let _ = std::fs::remove_dir_all(layer);
+    let result = import_base(input, diff_id, layer);
+    if result.is_err() {
+        discard(layer);
     }
     result
 }
 
-fn check_diff_id(summary: &LayerSummary, diff_id: &str) -> Result<(), LayerError> {
-    if summary.diff_id == diff_id {
-        Ok(())
-    } else {
-        Err(LayerError::DiffId {
-            expected: diff_id.to_owned(),
-            actual: summary.diff_id.clone(),
-        })
+/// Imports a staged layer (see [`crate::import::legacy::stage_layer`]) into the new folder
+/// `layer` over `parents` (topmost first). On failure the folder is destroyed; the staging
+/// is left to the caller.
+pub fn import_staged_layer(
+    staged: &mut StagedLayer,
+    layer: &Path,
+    parents: &[PathBuf],
+) -> Result<(), LayerError> {
+    privileges()?;
+    let result = apply_staged(staged, layer, parents);
+    if result.is_err() {
+        discard(layer);
+    }
+    result
+}
+
+/// `DestroyLayer` knows the layer's own bookkeeping; plain removal covers a folder vmcompute
+/// never saw.
+fn discard(layer: &Path) {
+    if layer.exists() {
+        let _ = sys::destroy(layer);
+        let _ = std::fs::remove_dir_all(layer);
     }
 }
 
@@ -85,7 +88,12 @@ fn import_base(input: impl Read, diff_id: &str, layer: &Path) -> Result<LayerSum
     };
     let summary = import_stream(input, &mut writer)?;
     writer.current = None;
-    check_diff_id(&summary, diff_id)?;
+    if summary.diff_id != diff_id {
+        return Err(LayerError::DiffId {
+            expected: diff_id.to_owned(),
+            actual: summary.diff_id,
+        });
+    }
     reapply_directory_times(layer, &writer.directories)?;
     sys::process_base_image(layer)?;
     if writer.has_utility_vm {
@@ -94,20 +102,20 @@ fn import_base(input: impl Read, diff_id: &str, layer: &Path) -> Result<LayerSum
     Ok(summary)
 }
 
-fn import_over_parents(
-    input: impl Read,
-    diff_id: &str,
+fn apply_staged(
+    staged: &mut StagedLayer,
     layer: &Path,
     parents: &[PathBuf],
-    staging: &Path,
-) -> Result<LayerSummary, LayerError> {
-    let mut folder = LegacyImportFolder::create(staging, parents)?;
-    let summary = import_stream(input, &mut folder)?;
-    let staged = folder.finish()?;
-    check_diff_id(&summary, diff_id)?;
+) -> Result<(), LayerError> {
+    let Some(topmost) = parents.first() else {
+        return Err(LayerError::Stream(
+            "a staged layer needs its parent layers".into(),
+        ));
+    };
+    staged.resolve_links(parents)?;
     std::fs::create_dir(layer).map_err(LayerError::io("creating the layer folder", layer))?;
     if staged.has_utility_vm {
-        write_utility_vm(layer, &parents[0], &staged)?;
+        write_utility_vm(layer, topmost, staged)?;
     }
     sys::import_layer(layer, &staged.import_root, parents)?;
     for tombstone in &staged.tombstones {
@@ -115,8 +123,8 @@ fn import_over_parents(
     }
     for link in &staged.links {
         let root = match link.root {
-            LinkRoot::ThisLayer => layer,
-            LinkRoot::Parent(index) => &parents[index],
+            LinkRoot::Parent(index) => parents.get(index).map_or(layer, PathBuf::as_path),
+            LinkRoot::ThisLayer | LinkRoot::Parents => layer,
         };
         sys::hard_link(
             &disk_path(root, &link.target),
@@ -127,7 +135,7 @@ fn import_over_parents(
     if staged.has_utility_vm {
         sys::process_utility_vm(&layer.join("UtilityVM"))?;
     }
-    Ok(summary)
+    Ok(())
 }
 
 /// Children first, so setting a directory's times is not undone by touching its parent.
