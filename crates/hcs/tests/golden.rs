@@ -49,6 +49,7 @@ fn resources(cpu: &str, memory: &str) -> Resources {
         cpu: Some(pane_spec::quantity::parse_cpu(cpu).unwrap()),
         memory: Some(pane_spec::quantity::parse_memory(memory).unwrap()),
         gpu: None,
+        storage: None,
     }
 }
 

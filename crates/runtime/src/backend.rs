@@ -142,6 +142,13 @@ pub trait Layers: Send + Sync {
         scratch: &std::path::Path,
         parents: &[std::path::PathBuf],
     ) -> Result<(), HostError>;
+    /// Grows a scratch layer's disk (`sandbox.vhdx`) to `size_bytes`; it is created at
+    /// 20 GiB and cannot shrink.
+    async fn expand_scratch(
+        &self,
+        scratch: &std::path::Path,
+        size_bytes: u64,
+    ) -> Result<(), HostError>;
     /// Activates and prepares the scratch; returns its volume path.
     async fn activate(
         &self,
@@ -221,6 +228,9 @@ impl Layers for NoHost {
         _: &[std::path::PathBuf],
     ) -> Result<(), HostError> {
         Err(self.refuse("CreateSandboxLayer"))
+    }
+    async fn expand_scratch(&self, _: &std::path::Path, _: u64) -> Result<(), HostError> {
+        Err(self.refuse("ExpandSandboxSize"))
     }
     async fn activate(
         &self,

@@ -152,7 +152,14 @@ impl ProcessRuntime {
             )
         })?;
         let disks = self
-            .prepare_disks(rollback, &record.id, chain, Path::new(&base.path), scratch)
+            .prepare_disks(
+                rollback,
+                &record.id,
+                chain,
+                Path::new(&base.path),
+                scratch,
+                spec.resources.storage.map(pane_spec::MemorySize::bytes),
+            )
             .await?;
         let connection = self
             .boot_utility_vm(
@@ -183,9 +190,11 @@ impl ProcessRuntime {
         chain: &[LayerRef],
         base: &Path,
         scratch: &Path,
+        storage: Option<u64>,
     ) -> Result<VmDisks, RuntimeError> {
         let uvm_id = utility_vm_id(id);
-        self.create_scratch(rollback, scratch, chain).await?;
+        self.create_scratch(rollback, scratch, chain, storage)
+            .await?;
         let container_vhdx = scratch.join("sandbox.vhdx");
 
         let vm_dir = self.folder(id).join("vm");

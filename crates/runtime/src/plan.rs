@@ -11,7 +11,7 @@ use pane_hcs::doc::{
 };
 use pane_hcs::schema::{MappedDirectory, ModifySettingRequest, ProcessParameters};
 use pane_oci::ImageFacts;
-use pane_spec::{IsolationMode, OsVersion, ServiceSpec};
+use pane_spec::{IsolationMode, MemorySize, OsVersion, ServiceSpec};
 use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -29,9 +29,10 @@ const VM_RUNTIME_ID: &str = "<utility VM RuntimeId>";
 /// Names layer ids deterministically until HCS's `NameToGuid` supplies the real ones.
 const LAYER_ID_NAMESPACE: Uuid = Uuid::from_u128(0x8a6b_3c2d_1e0f_4a5b_9c8d_7e6f_5a4b_3c2d);
 
-/// The id HCS knows a layer by, derived from its diff ID.
-pub(crate) fn layer_id(diff_id: &str) -> String {
-    Uuid::new_v5(&LAYER_ID_NAMESPACE, diff_id.replace(':', "-").as_bytes()).to_string()
+/// Stands in for the id HCS knows a layer by (`NameToGuid` of its folder name, which only a
+/// Windows host computes), derived from the layer's chain or diff ID.
+pub(crate) fn layer_id(digest: &str) -> String {
+    Uuid::new_v5(&LAYER_ID_NAMESPACE, digest.replace(':', "-").as_bytes()).to_string()
 }
 
 /// What the plan is computed for.
@@ -95,18 +96,23 @@ impl Step {
     }
 }
 
-/// The chain's folders on the host, topmost first (the order HCS takes).
+/// The chain's folders on the host, topmost first (the order HCS takes): imported layers
+/// live under `wclayers\<chain ID hex>`, as the image service imports them.
 fn layer_chain(input: &PlanInput<'_>) -> Vec<LayerRef> {
-    input
+    let diff_ids: Vec<String> = input
         .image
         .layers
         .iter()
+        .map(|l| l.diff_id.clone())
+        .collect();
+    pane_wclayer::hcs_store::chain_ids(&diff_ids)
+        .iter()
         .rev()
-        .map(|layer| {
-            let folder = layer.diff_id.replace(':', "-");
+        .map(|chain_id| {
+            let folder = chain_id.trim_start_matches("sha256:");
             LayerRef {
-                id: layer_id(&layer.diff_id),
-                path: format!(r"{}\layers\{folder}", input.root),
+                id: layer_id(chain_id),
+                path: format!(r"{}\wclayers\{folder}", input.root),
             }
         })
         .collect()
@@ -224,12 +230,12 @@ fn process_steps(
         .hostname
         .clone()
         .unwrap_or_else(|| input.id.to_string());
-    steps.push(Step::new(
-        "layers",
-        "CreateScratchLayer",
+    push_scratch(
+        steps,
         &scratch,
         "the container's writable layer over the image chain",
-    ));
+        input.spec.resources.storage,
+    );
     steps.push(Step::new(
         "layers",
         "ActivateLayer + PrepareLayer",
@@ -320,7 +326,13 @@ fn hyperv_steps(
     let uvm_id = format!("{id}@vm");
     boot_utility_vm(input, layers, container_dir, &uvm_id, steps);
     let (guest_layers, guest_mounts) = share_with_vm(input, layers, &uvm_id, steps);
-    let guest_scratch = mount_container_root(container_dir, &uvm_id, &guest_layers, steps);
+    let guest_scratch = mount_container_root(
+        container_dir,
+        &uvm_id,
+        &guest_layers,
+        input.spec.resources.storage,
+        steps,
+    );
     let namespace = plan_network(input, steps);
     if let Some(namespace) = namespace {
         attach_network_in_guest(input, &uvm_id, namespace, steps);
@@ -377,7 +389,7 @@ fn boot_utility_vm(
     steps: &mut Vec<Step>,
 ) {
     let base = layers.last().map_or_else(
-        || format!(r"{}\layers\<base>", input.root),
+        || format!(r"{}\wclayers\<base>", input.root),
         |l| l.path.clone(),
     );
     let vm_scratch = format!(r"{container_dir}\vm\sandbox.vhdx");
@@ -482,22 +494,32 @@ fn share_with_vm(
     (shares.guest_layers, shares.guest_mounts)
 }
 
+/// The scratch layer's creation, and its growth when the spec asks for more storage than
+/// the 20 GiB it is created with.
+fn push_scratch(steps: &mut Vec<Step>, scratch: &str, why: &str, storage: Option<MemorySize>) {
+    steps.push(Step::new("layers", "CreateScratchLayer", scratch, why));
+    if let Some(storage) = storage {
+        steps.push(Step::new(
+            "layers",
+            "ExpandSandboxSize",
+            scratch,
+            &format!("grow the scratch disk to {storage} (resources.storage)"),
+        ));
+    }
+}
+
 /// The container scratch on SCSI LUN 1, mounted in the guest, with the layers combined over
 /// it; returns the guest path of the container root.
 fn mount_container_root(
     container_dir: &str,
     uvm_id: &str,
     guest_layers: &[LayerRef],
+    storage: Option<MemorySize>,
     steps: &mut Vec<Step>,
 ) -> String {
     let scratch = format!(r"{container_dir}\scratch\sandbox.vhdx");
     let guest_scratch = guest_scratch_path(0);
-    steps.push(Step::new(
-        "layers",
-        "CreateScratchLayer",
-        &scratch,
-        "the container's writable disk",
-    ));
+    push_scratch(steps, &scratch, "the container's writable disk", storage);
     steps.push(Step::new(
         "hcs",
         "HcsGrantVmAccess",

@@ -361,7 +361,10 @@ impl ProcessRuntime {
         chain: &[LayerRef],
         scratch: &std::path::Path,
     ) -> Result<(), RuntimeError> {
-        let parents = self.create_scratch(rollback, scratch, chain).await?;
+        let storage = spec.resources.storage.map(pane_spec::MemorySize::bytes);
+        let parents = self
+            .create_scratch(rollback, scratch, chain, storage)
+            .await?;
         let layers = Arc::clone(&self.layers);
         let undo_scratch = scratch.to_owned();
         let volume = rollback
@@ -398,13 +401,15 @@ impl ProcessRuntime {
         self.records.save(record)
     }
 
-    /// Creates the container's scratch layer over `chain`, undone by destroying it; returns
-    /// the parent folders.
+    /// Creates the container's scratch layer over `chain` (grown to `size_bytes` when the
+    /// spec asks for more than it starts with), undone by destroying it; returns the parent
+    /// folders.
     pub(crate) async fn create_scratch(
         &self,
         rollback: &mut Rollback,
         scratch: &std::path::Path,
         chain: &[LayerRef],
+        size_bytes: Option<u64>,
     ) -> Result<Vec<PathBuf>, RuntimeError> {
         let parents: Vec<PathBuf> = chain.iter().map(|l| PathBuf::from(&l.path)).collect();
         let layers = Arc::clone(&self.layers);
@@ -412,7 +417,17 @@ impl ProcessRuntime {
         rollback
             .step(
                 "create scratch layer",
-                async { Ok(self.layers.create_scratch(scratch, &parents).await?) },
+                async {
+                    self.layers.create_scratch(scratch, &parents).await?;
+                    if let Some(size) = size_bytes {
+                        // Undone with the layer: a failed expand leaves no scratch behind.
+                        if let Err(e) = self.layers.expand_scratch(scratch, size).await {
+                            let _ = self.layers.destroy(scratch).await;
+                            return Err(e.into());
+                        }
+                    }
+                    Ok(())
+                },
                 move || async move { Ok(layers.destroy(&undo_scratch).await?) },
             )
             .await?;

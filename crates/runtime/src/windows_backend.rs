@@ -376,6 +376,14 @@ impl Layers for VmcomputeLayers {
         .await
     }
 
+    async fn expand_scratch(&self, scratch: &Path, size_bytes: u64) -> Result<(), HostError> {
+        let scratch = scratch.to_owned();
+        blocking("ExpandSandboxSize", move || {
+            pane_wclayer::sys::expand_scratch(&scratch, size_bytes)
+        })
+        .await
+    }
+
     async fn activate(&self, scratch: &Path, parents: &[PathBuf]) -> Result<String, HostError> {
         let (scratch, parents) = (scratch.to_owned(), parents.to_vec());
         blocking("ActivateLayer", move || {

@@ -640,3 +640,41 @@ async fn an_exited_container_starts_again_over_the_same_scratch() {
     world.runtime.remove(&id, false).await.unwrap();
     assert_nothing_left(&world);
 }
+
+#[tokio::test]
+async fn the_scratch_disk_grows_to_the_spec_storage_and_a_failed_grow_leaves_nothing() {
+    let world = world();
+    let large = pane_spec::parse_service(
+        "image: mcr.microsoft.com/windows/nanoserver:ltsc2022\nresources: {storage: 60Gi}\n",
+    )
+    .unwrap();
+    let id = ContainerId::new("big", 1);
+    world
+        .runtime
+        .create(&id, &large, &image(), &chain())
+        .await
+        .unwrap();
+    let (scratch, _) = world.layers.layers()[0].clone();
+    assert_eq!(world.layers.scratch_size(&scratch), Some(60 << 30));
+    world.runtime.remove(&id, false).await.unwrap();
+
+    // Without storage the disk keeps the size it is created at.
+    let plain = ContainerId::new("plain", 1);
+    world
+        .runtime
+        .create(&plain, &spec(), &image(), &chain())
+        .await
+        .unwrap();
+    let (scratch, _) = world.layers.layers()[0].clone();
+    assert_eq!(world.layers.scratch_size(&scratch), Some(20 << 30));
+    world.runtime.remove(&plain, false).await.unwrap();
+
+    world.layers.fail_once("ExpandSandboxSize", 0x8007_0070);
+    let err = world
+        .runtime
+        .create(&id, &large, &image(), &chain())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("ExpandSandboxSize"), "{err}");
+    assert_nothing_left(&world);
+}

@@ -721,18 +721,41 @@ fn decode_hostname(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> Opti
 }
 
 fn decode_resources(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> Option<Resources> {
-    let mut fields = decoder.mapping(node, path, "`resources: {cpu: 2, memory: 2Gi}`")?;
+    let mut fields = decoder.mapping(
+        node,
+        path,
+        "`resources: {cpu: 2, memory: 2Gi, storage: 40Gi}`",
+    )?;
     let cpu = optional(&mut fields, "cpu", |(n, p)| decode_cpu(decoder, n, &p));
     let memory = optional(&mut fields, "memory", |(n, p)| {
         decode_memory(decoder, n, &p)
     });
     let gpu = optional(&mut fields, "gpu", |(n, p)| decode_gpu(decoder, n, &p));
+    let storage = optional(&mut fields, "storage", |(n, p)| {
+        decode_storage(decoder, n, &p)
+    });
     fields.finish(decoder);
     Some(Resources {
         cpu: cpu?,
         memory: memory?,
         gpu: gpu?,
+        storage: storage?,
     })
+}
+
+/// The scratch disk size: a size as for memory, no smaller than the disk starts out.
+fn decode_storage(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> Option<MemorySize> {
+    let size = decode_memory(decoder, node, path)?;
+    if size.bytes() < Resources::MIN_STORAGE_BYTES {
+        decoder.report(
+            path,
+            Some(node),
+            "is smaller than the 20Gi scratch disk every Windows container starts with",
+            "use 20Gi or more (the disk can only grow), or leave storage out for 20Gi",
+        );
+        return None;
+    }
+    Some(size)
 }
 
 fn decode_cpu(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> Option<CpuCount> {

@@ -166,9 +166,20 @@ pub struct Resources {
     pub memory: Option<MemorySize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu: Option<GpuSpec>,
+    /// The size of the container's writable (scratch) disk; at least
+    /// [`Resources::MIN_STORAGE_BYTES`], since the disk is created at that size and can
+    /// only grow.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_as_display"
+    )]
+    pub storage: Option<MemorySize>,
 }
 
 impl Resources {
+    /// The size a Windows scratch disk is created at (20 GiB).
+    pub const MIN_STORAGE_BYTES: u64 = 20 << 30;
+
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }

@@ -266,3 +266,17 @@ fn serialised_specs_parse_back_to_the_same_spec() {
         assert_eq!(parse(&json).unwrap(), original, "{name}: {json}");
     }
 }
+
+#[test]
+fn storage_sizes_the_scratch_disk_and_cannot_shrink_it() {
+    let SpecFile::Service(spec) = parse("image: nginx\nresources:\n  storage: 40Gi\n").unwrap()
+    else {
+        panic!("a single-service file");
+    };
+    assert_eq!(spec.resources.storage.unwrap().bytes(), 40 << 30);
+    let found = problems("image: nginx\nresources:\n  storage: 10Gi\n");
+    assert_eq!(paths(&found), ["resources.storage"]);
+    assert!(found[0].fix.contains("20Gi or more"), "{}", found[0]);
+    let found = problems("image: nginx\nresources:\n  storage: 40GB\n");
+    assert!(found[0].fix.contains("binary units"), "{}", found[0]);
+}

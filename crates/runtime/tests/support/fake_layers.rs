@@ -12,11 +12,16 @@ use pane_runtime::backend::{HostError, Layers};
 pub const ERROR_PATH_NOT_FOUND: u32 = 0x8007_0003;
 pub const ERROR_SHARING_VIOLATION: u32 = 0x8007_0020;
 pub const ERROR_ALREADY_EXISTS: u32 = 0x8007_00B7;
+pub const ERROR_INVALID_PARAMETER: u32 = 0x8007_0057;
+/// The size `CreateSandboxLayer` gives a scratch disk.
+pub const SCRATCH_START_BYTES: u64 = 20 << 30;
 
 #[derive(Default)]
 struct State {
     /// scratch → active
     layers: HashMap<PathBuf, bool>,
+    /// scratch → disk size
+    sizes: HashMap<PathBuf, u64>,
     faults: Vec<(&'static str, u32)>,
 }
 
@@ -45,6 +50,11 @@ impl FakeLayers {
         layers
     }
 
+    /// The disk size of an existing scratch layer.
+    pub fn scratch_size(&self, scratch: &Path) -> Option<u64> {
+        self.state.lock().unwrap().sizes.get(scratch).copied()
+    }
+
     fn enter(&self, call: &'static str) -> Result<std::sync::MutexGuard<'_, State>, HostError> {
         let mut state = self.state.lock().unwrap();
         if let Some(index) = state.faults.iter().position(|(c, _)| *c == call) {
@@ -71,6 +81,28 @@ impl Layers for FakeLayers {
             .and_then(|()| std::fs::write(scratch.join("sandbox.vhdx"), b"vhdx"))
             .map_err(|e| HostError::new("CreateScratchLayer", 0x8007_0005, e.to_string()))?;
         state.layers.insert(scratch.to_owned(), false);
+        state.sizes.insert(scratch.to_owned(), SCRATCH_START_BYTES);
+        Ok(())
+    }
+
+    async fn expand_scratch(&self, scratch: &Path, size_bytes: u64) -> Result<(), HostError> {
+        let mut state = self.enter("ExpandSandboxSize")?;
+        // As vmcompute: the layer must exist, and a disk only grows.
+        let current = *state.sizes.get(scratch).ok_or_else(|| {
+            HostError::new(
+                "ExpandSandboxSize",
+                ERROR_PATH_NOT_FOUND,
+                scratch.display().to_string(),
+            )
+        })?;
+        if size_bytes < current {
+            return Err(HostError::new(
+                "ExpandSandboxSize",
+                ERROR_INVALID_PARAMETER,
+                "a scratch disk cannot shrink",
+            ));
+        }
+        state.sizes.insert(scratch.to_owned(), size_bytes);
         Ok(())
     }
 
@@ -105,6 +137,7 @@ impl Layers for FakeLayers {
             ));
         }
         state.layers.remove(scratch);
+        state.sizes.remove(scratch);
         let _ = std::fs::remove_dir_all(scratch);
         Ok(())
     }
