@@ -146,13 +146,25 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, RuntimeError> {
     let mut steps: Vec<Step> = layers
         .iter()
         .rev()
-        .map(|layer| {
-            Step::new(
-                "layers",
-                "ImportLayer",
-                &layer.path,
-                "unpack the image layer (skipped when already imported)",
-            )
+        .enumerate()
+        .map(|(index, layer)| {
+            if index == 0 {
+                Step::new(
+                    "layers",
+                    "BackupWrite + ProcessBaseImage",
+                    &layer.path,
+                    "write the base layer's files in place, then build its VHDs, hives and \
+                     utility VM template (skipped when already imported)",
+                )
+            } else {
+                Step::new(
+                    "layers",
+                    "ImportLayer",
+                    &layer.path,
+                    "import the layer, staged during the pull, over the layers beneath it \
+                     (skipped when already imported)",
+                )
+            }
         })
         .collect();
     match isolation.isolation {
