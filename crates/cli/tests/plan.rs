@@ -76,7 +76,7 @@ fn process_plan_on_a_matching_host() {
     assert_eq!(
         calls(plan),
         [
-            "layers ImportLayer",
+            "layers BackupWrite + ProcessBaseImage",
             "layers CreateScratchLayer",
             "layers ActivateLayer + PrepareLayer",
             "hcs HcsCreateComputeSystem",
