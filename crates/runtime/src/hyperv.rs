@@ -144,7 +144,7 @@ impl ProcessRuntime {
                 operation: "Hyper-V isolation",
                 reason: "this runtime was built without a guest connector".to_owned(),
             })?;
-        let base = chain.last().ok_or_else(|| {
+        let base = utility_vm_layer(chain).ok_or_else(|| {
             RuntimeError::invalid(
                 "image",
                 "has no layers",
@@ -545,5 +545,51 @@ impl ProcessRuntime {
         let pipes = guest_pipes(process);
         let exit = guest_workload_exit(connection, container, pipes.pid);
         Ok((pipes, exit))
+    }
+}
+
+/// The layer the utility VM boots from: the topmost that carries a `UtilityVM` folder (a
+/// servicing layer can ship a newer utility VM, which its import prepares over a clone of
+/// the parent's), else the base layer.
+fn utility_vm_layer(chain: &[LayerRef]) -> Option<&LayerRef> {
+    chain
+        .iter()
+        .find(|layer| Path::new(&layer.path).join("UtilityVM").is_dir())
+        .or_else(|| chain.last())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_topmost_layer_with_a_utility_vm_boots_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = |name: &str, uvm: bool| {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(if uvm {
+                path.join("UtilityVM")
+            } else {
+                path.clone()
+            })
+            .unwrap();
+            LayerRef {
+                id: name.to_owned(),
+                path: path.display().to_string(),
+            }
+        };
+        let base = layer("base", true);
+        let app = layer("app", false);
+        let servicing = layer("servicing", true);
+        let chain = [app.clone(), servicing.clone(), base.clone()];
+        assert_eq!(utility_vm_layer(&chain).unwrap().id, "servicing");
+        assert_eq!(utility_vm_layer(&[app.clone(), base]).unwrap().id, "base");
+        // No folder says so (a chain not on this disk): the base layer, as before.
+        let missing = LayerRef {
+            id: "far".into(),
+            path: dir.path().join("nowhere").display().to_string(),
+        };
+        assert_eq!(utility_vm_layer(&[app, missing]).unwrap().id, "far");
+        assert!(utility_vm_layer(&[]).is_none());
     }
 }
