@@ -10,7 +10,9 @@
 //! crash in the middle of an import left, and is destroyed before the next import or by
 //! [`HcsLayerStore::retain`].
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -51,6 +53,18 @@ pub struct ImportRecord {
 #[derive(Debug, Clone)]
 pub struct HcsLayerStore {
     root: PathBuf,
+}
+
+/// One import or staging of a layer at a time in this process: two images pulled together
+/// can share a layer, and both would build the same folder. (Two pane processes are not
+/// kept apart: there is no cross-process lock yet.)
+fn layer_lock(folder: &Path) -> Arc<Mutex<()>> {
+    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
+    let mut locks = LOCKS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Arc::clone(locks.entry(folder.to_owned()).or_default())
 }
 
 fn folder_name(chain_id: &str) -> Result<&str, LayerError> {
@@ -144,6 +158,10 @@ impl HcsLayerStore {
         diff_id: &str,
     ) -> Result<bool, LayerError> {
         let staging = self.staged_path(chain_id)?;
+        let lock = layer_lock(&self.path(chain_id)?);
+        let _held = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if self.has(chain_id) || self.is_staged(chain_id) {
             return Ok(false);
         }
@@ -166,6 +184,10 @@ impl HcsLayerStore {
         parents: &[PathBuf],
     ) -> Result<(), LayerError> {
         let layer = self.path(chain_id)?;
+        let lock = layer_lock(&layer);
+        let _held = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if self.has(chain_id) {
             return Ok(());
         }

@@ -364,3 +364,38 @@ fn the_store_stages_once_and_a_bad_layer_leaves_nothing() {
     assert!(StagedLayer::load(&staging).is_none());
     assert!(store.stage(&layer[..], &chain[1], &diff_id).unwrap());
 }
+
+#[test]
+fn concurrent_stagings_of_one_layer_stage_it_once() {
+    use pane_wclayer::HcsLayerStore;
+    use pane_wclayer::hcs_store::chain_ids;
+
+    let temp = tempfile::tempdir().unwrap();
+    let store = HcsLayerStore::open(temp.path()).unwrap();
+    let files: Vec<(LayerEntry, Vec<u8>)> = (0..2000)
+        .map(|i| (file(&format!("Files/f{i}"), 1000), vec![7u8; 1000]))
+        .collect();
+    let mut entries: Vec<(LayerEntry, &[u8])> = vec![(dir("Files"), b"")];
+    entries.extend(files.iter().map(|(e, d)| (e.clone(), d.as_slice())));
+    let layer = tar(&entries);
+    let diff_id = pane_wclayer::LayerReader
+        .read(&layer[..], |_, _| Ok(()))
+        .unwrap()
+        .diff_id;
+    let chain = chain_ids(&["sha256:".to_owned() + &"1".repeat(64), diff_id.clone()]);
+    let start = std::sync::Barrier::new(4);
+    let staged: Vec<bool> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    start.wait();
+                    store.stage(&layer[..], &chain[1], &diff_id).unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(staged.iter().filter(|s| **s).count(), 1, "{staged:?}");
+    let record = StagedLayer::load(&store.staged_path(&chain[1]).unwrap()).unwrap();
+    assert_eq!(record.size, 2000 * 1000);
+}

@@ -127,6 +127,8 @@ pub fn security_descriptor_from_sddl(sddl: &str) -> Result<Vec<u8>, String> {
 pub struct BackupFile {
     handle: HANDLE,
     context: *mut c_void,
+    /// The context belongs to `BackupRead` (true) or `BackupWrite`; each frees its own.
+    reading: bool,
     path: std::path::PathBuf,
 }
 
@@ -157,6 +159,7 @@ impl BackupFile {
         Ok(Self {
             handle,
             context: std::ptr::null_mut(),
+            reading: false,
             path: path.to_owned(),
         })
     }
@@ -259,6 +262,7 @@ impl BackupFile {
 
     /// Reads the next bytes of the file's backup stream; 0 at its end.
     pub fn read(&mut self, buffer: &mut [u8]) -> Result<usize, LayerError> {
+        self.reading = true;
         let mut read = 0u32;
         let len = buffer.len().min(1 << 30);
         // SAFETY: the handle is open for reading; `context` as for `write`.
@@ -281,17 +285,28 @@ impl Drop for BackupFile {
     fn drop(&mut self) {
         if !self.context.is_null() {
             let mut done = 0u32;
-            // SAFETY: an abort call with the context releases it; the buffer is unused.
-            // A file only ever read or only ever written: either call frees the context.
+            // SAFETY: an abort call with its own context releases it; no data moves. A
+            // `BackupFile` is only ever read or only ever written, so one call frees it.
             unsafe {
-                let _ = BackupWrite(
-                    self.handle,
-                    &[],
-                    &raw mut done,
-                    true,
-                    false,
-                    &raw mut self.context,
-                );
+                if self.reading {
+                    let _ = BackupRead(
+                        self.handle,
+                        &mut [],
+                        &raw mut done,
+                        true,
+                        false,
+                        &raw mut self.context,
+                    );
+                } else {
+                    let _ = BackupWrite(
+                        self.handle,
+                        &[],
+                        &raw mut done,
+                        true,
+                        false,
+                        &raw mut self.context,
+                    );
+                }
             }
         }
         // SAFETY: the handle was opened by `open` and is closed once, here.
