@@ -77,6 +77,7 @@ impl LayerSink for HcsLayers {
     }
 }
 
+#[cfg(not(windows))]
 fn unpack_blob(layers: &LayerStore, blob: &Path, diff_id: &str) -> Result<(), String> {
     if layers.has(diff_id) {
         return Ok(());
@@ -317,55 +318,28 @@ impl ImageService {
     /// the host's layer store (loaded with `pane image load`, or pulled before an
     /// interrupted import) are unpacked or imported from their blobs now.
     pub async fn chain(&self, image: &ImageFacts) -> Result<Vec<LayerRef>, RuntimeError> {
-        #[cfg(windows)]
-        {
-            let imported = self.imported.clone();
-            let content = self.content.clone();
-            let wanted: Vec<(String, String)> = image
-                .layers
-                .iter()
-                .map(|l| (l.digest.clone(), l.diff_id.clone()))
-                .collect();
-            return tokio::task::spawn_blocking(move || import_chain(&imported, &content, &wanted))
-                .await
-                .map_err(|e| RuntimeError::State {
-                    path: "layer store".into(),
-                    reason: format!("the import task failed: {e}"),
-                })?;
-        }
-        #[cfg_attr(windows, allow(unreachable_code))]
-        let layers = self.layers.clone();
         let content = self.content.clone();
         let wanted: Vec<(String, String)> = image
             .layers
             .iter()
             .map(|l| (l.digest.clone(), l.diff_id.clone()))
             .collect();
-        tokio::task::spawn_blocking(move || {
-            for (digest, diff_id) in &wanted {
-                let blob = content.blob_path(digest).map_err(store_error)?;
-                unpack_blob(&layers, &blob, diff_id).map_err(|reason| RuntimeError::State {
-                    path: blob.display().to_string(),
-                    reason: format!("layer {diff_id} cannot be unpacked: {reason}"),
-                })?;
-            }
-            let diff_ids: Vec<String> = wanted.into_iter().map(|(_, d)| d).collect();
-            let folders = layers.chain(&diff_ids).map_err(|e| layer_error(&e))?;
-            Ok(diff_ids
-                .iter()
-                .rev()
-                .zip(folders)
-                .map(|(diff_id, folder)| LayerRef {
-                    id: crate::plan::layer_id(diff_id),
-                    path: folder.display().to_string(),
-                })
-                .collect())
-        })
-        .await
-        .map_err(|e| RuntimeError::State {
-            path: "layer store".into(),
-            reason: format!("the unpack task failed: {e}"),
-        })?
+        #[cfg(windows)]
+        let task = {
+            let imported = self.imported.clone();
+            move || import_chain(&imported, &content, &wanted)
+        };
+        #[cfg(not(windows))]
+        let task = {
+            let layers = self.layers.clone();
+            move || unpack_chain(&layers, &content, &wanted)
+        };
+        tokio::task::spawn_blocking(task)
+            .await
+            .map_err(|e| RuntimeError::State {
+                path: "layer store".into(),
+                reason: format!("the layer task failed: {e}"),
+            })?
     }
 
     /// Removes every image blob and unpacked layer that no image reference and no container
@@ -428,6 +402,34 @@ impl ImageService {
             .map_err(|e| layer_error(&e))?;
         Ok(pruned)
     }
+}
+
+/// Unpacks the image's layers the portable store does not have yet (`wanted` is
+/// `(blob digest, diff ID)`, base first); returns the chain topmost first.
+#[cfg(not(windows))]
+fn unpack_chain(
+    layers: &LayerStore,
+    content: &ContentStore,
+    wanted: &[(String, String)],
+) -> Result<Vec<LayerRef>, RuntimeError> {
+    for (digest, diff_id) in wanted {
+        let blob = content.blob_path(digest).map_err(store_error)?;
+        unpack_blob(layers, &blob, diff_id).map_err(|reason| RuntimeError::State {
+            path: blob.display().to_string(),
+            reason: format!("layer {diff_id} cannot be unpacked: {reason}"),
+        })?;
+    }
+    let diff_ids: Vec<String> = wanted.iter().map(|(_, d)| d.clone()).collect();
+    let folders = layers.chain(&diff_ids).map_err(|e| layer_error(&e))?;
+    Ok(diff_ids
+        .iter()
+        .rev()
+        .zip(folders)
+        .map(|(diff_id, folder)| LayerRef {
+            id: crate::plan::layer_id(diff_id),
+            path: folder.display().to_string(),
+        })
+        .collect())
 }
 
 /// Imports the image's layers that HCS does not have yet, base first, each over the ones
