@@ -11,6 +11,7 @@ pub mod platform;
 pub mod pull;
 pub mod registry;
 pub mod store;
+mod stream_unpack;
 
 pub use image::{ImageFacts, LayerFacts};
 pub use layout::{LayoutError, OciLayout};

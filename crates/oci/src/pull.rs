@@ -13,7 +13,8 @@ use reqwest::StatusCode;
 use crate::digest::sha256_digest;
 use crate::platform::{PlatformCandidate, PlatformError, parse_index, select_platform};
 use crate::registry::{RegistryClient, RegistryError};
-use crate::store::{ContentStore, ImageRecord, StoreError};
+use crate::store::{ContentStore, ImageRecord, Ingest, StoreError};
+use crate::stream_unpack::{StreamingUnpack, UnpackTarget};
 
 /// Restarts of one layer's download after a dropped connection.
 const RESUME_ATTEMPTS: u32 = 8;
@@ -100,7 +101,13 @@ pub trait PullObserver: Send + Sync {
 /// beside the downloads of the other layers. Blocking work is fine: it runs on the blocking
 /// pool.
 pub trait LayerSink: Send + Sync {
-    fn unpack(&self, blob: &std::path::Path, layer: &LayerPosition<'_>) -> Result<(), String>;
+    /// Takes the layer's uncompressed or compressed stream (tar, gzip or zstd), checking it
+    /// against `layer.diff_id`. A sink that has the layer already may return without reading.
+    fn unpack(
+        &self,
+        input: &mut dyn std::io::Read,
+        layer: &LayerPosition<'_>,
+    ) -> Result<(), String>;
 }
 
 /// A layer and where it sits in its image, for sinks whose result depends on the layers
@@ -226,29 +233,22 @@ impl Puller {
                 }
             })?;
 
-        let layers: Vec<LayerJob> = manifest
-            .layers()
-            .iter()
-            .enumerate()
-            .map(|(index, l)| LayerJob {
-                index,
-                digest: l.digest().to_string(),
-                size: l.size(),
-                urls: l.urls().clone().unwrap_or_default(),
-                diff_id: config["rootfs"]["diff_ids"][index]
-                    .as_str()
-                    .map(str::to_owned),
-            })
-            .collect();
+        let layers = layer_jobs(&manifest, &config);
         let layer_digests: Vec<String> = layers.iter().map(|l| l.digest.clone()).collect();
         let diff_ids = &all_diff_ids(&layers);
         let results: Vec<Result<(), PullError>> = futures_util::stream::iter(layers)
             // Owned jobs keep the future `Send` for callers on a multi-thread runtime (a
             // borrowed iterator trips rustc's higher-ranked lifetime inference here).
             .map(|layer| async move {
-                self.fetch_layer(registry, repository, &layer, options, observer)
-                    .await?;
-                self.unpack(&layer, diff_ids.clone()).await
+                self.fetch_and_unpack(
+                    registry,
+                    repository,
+                    &layer,
+                    diff_ids.as_ref(),
+                    options,
+                    observer,
+                )
+                .await
             })
             .buffer_unordered(options.concurrency.max(1))
             .collect()
@@ -272,32 +272,65 @@ impl Puller {
         Ok(record)
     }
 
+    /// Downloads a layer, unpacking it as it arrives when it is a fresh download, or from
+    /// the stored blob otherwise.
+    async fn fetch_and_unpack(
+        &self,
+        registry: &str,
+        repository: &str,
+        layer: &LayerJob,
+        diff_ids: Option<&std::sync::Arc<[String]>>,
+        options: &PullOptions,
+        observer: &dyn PullObserver,
+    ) -> Result<(), PullError> {
+        let target = self.unpack_target(layer, diff_ids);
+        let unpacked = self
+            .fetch_layer(registry, repository, layer, options, observer, target)
+            .await?;
+        if unpacked {
+            Ok(())
+        } else {
+            self.unpack(layer, diff_ids.cloned()).await
+        }
+    }
+
+    /// Where `layer` is unpacked, when this puller unpacks and the config names every
+    /// layer's diff ID.
+    fn unpack_target(
+        &self,
+        layer: &LayerJob,
+        diff_ids: Option<&std::sync::Arc<[String]>>,
+    ) -> Option<UnpackTarget> {
+        Some(UnpackTarget {
+            sink: self.sink.clone()?,
+            diff_ids: diff_ids?.clone(),
+            index: layer.index,
+        })
+    }
+
+    /// Unpacks a stored layer from its blob (one that was not unpacked while downloading).
     async fn unpack(
         &self,
         layer: &LayerJob,
         diff_ids: Option<std::sync::Arc<[String]>>,
     ) -> Result<(), PullError> {
-        let Some(sink) = self.sink.clone() else {
+        if self.sink.is_none() {
             return Ok(());
-        };
+        }
         let failure = |reason: String| PullError::Unpack {
             digest: layer.digest.clone(),
             reason,
         };
-        let diff_ids = diff_ids.ok_or_else(|| {
-            failure("the image config does not give a diff ID for every layer".to_owned())
-        })?;
-        let index = layer.index;
+        let target = self
+            .unpack_target(layer, diff_ids.as_ref())
+            .ok_or_else(|| {
+                failure("the image config does not give a diff ID for every layer".to_owned())
+            })?;
         let blob = self.store.blob_path(&layer.digest)?;
         tokio::task::spawn_blocking(move || {
-            let chain = &diff_ids[..=index];
-            sink.unpack(
-                &blob,
-                &LayerPosition {
-                    diff_id: &chain[index],
-                    chain,
-                },
-            )
+            let file =
+                std::fs::File::open(&blob).map_err(|e| format!("{}: {e}", blob.display()))?;
+            target.unpack(&mut std::io::BufReader::with_capacity(256 << 10, file))
         })
         .await
         .map_err(|e| failure(e.to_string()))?
@@ -349,7 +382,8 @@ impl Puller {
         layer: &LayerJob,
         options: &PullOptions,
         observer: &dyn PullObserver,
-    ) -> Result<(), PullError> {
+        target: Option<UnpackTarget>,
+    ) -> Result<bool, PullError> {
         let digest = &layer.digest;
         // A second pull of the same blob waits here, then finds it stored.
         let _slot = self.store.lock_download(digest).await;
@@ -358,7 +392,7 @@ impl Puller {
                 digest: digest.clone(),
                 cached: true,
             });
-            return Ok(());
+            return Ok(false);
         }
         let foreign = layer.urls.first();
         if let (Some(url), false) = (foreign, options.allow_foreign_layers) {
@@ -373,6 +407,10 @@ impl Puller {
             size: layer.size,
             resumed_from: ingest.offset(),
         });
+        // A fresh download is unpacked as it arrives; a resumed one after it is stored.
+        let mut streaming = target
+            .filter(|_| ingest.offset() == 0)
+            .map(StreamingUnpack::start);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -388,29 +426,18 @@ impl Puller {
             if response.status() == StatusCode::RANGE_NOT_SATISFIABLE
                 || (offset > 0 && response.status() == StatusCode::OK)
             {
-                // The server cannot (or did not) resume: start over from the first byte.
+                // The server cannot (or did not) resume: start over from the first byte,
+                // and unpack from the stored blob afterwards.
                 ingest.restart().await?;
+                if let Some(stream) = streaming.take() {
+                    stream.abandon();
+                }
                 if response.status() == StatusCode::RANGE_NOT_SATISFIABLE {
                     continue;
                 }
             }
-            let mut body = response.bytes_stream();
-            let mut failure = None;
-            while let Some(chunk) = body.next().await {
-                match chunk {
-                    Ok(bytes) => {
-                        ingest.write(&bytes).await?;
-                        observer.layer(LayerEvent::Progress {
-                            digest: digest.clone(),
-                            bytes: ingest.offset(),
-                        });
-                    }
-                    Err(e) => {
-                        failure = Some(e.to_string());
-                        break;
-                    }
-                }
-            }
+            let mut failure =
+                receive(response, &mut ingest, streaming.as_mut(), digest, observer).await?;
             match failure {
                 None if ingest.offset() >= layer.size => break,
                 None => {
@@ -439,8 +466,62 @@ impl Puller {
             digest: digest.clone(),
             cached: false,
         });
-        Ok(())
+        match streaming {
+            Some(stream) => {
+                stream.finish().await.map_err(|reason| PullError::Unpack {
+                    digest: digest.clone(),
+                    reason,
+                })?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
+}
+
+/// Appends a response body to the download, and hands it to the streaming unpack if there
+/// is one; returns why the body stopped early, if it did.
+async fn receive(
+    response: reqwest::Response,
+    ingest: &mut Ingest,
+    mut streaming: Option<&mut StreamingUnpack>,
+    digest: &str,
+    observer: &dyn PullObserver,
+) -> Result<Option<String>, PullError> {
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let bytes = match chunk {
+            Ok(bytes) => bytes,
+            Err(e) => return Ok(Some(e.to_string())),
+        };
+        ingest.write(&bytes).await?;
+        if let Some(stream) = streaming.as_deref_mut() {
+            stream.feed(&bytes).await;
+        }
+        observer.layer(LayerEvent::Progress {
+            digest: digest.to_owned(),
+            bytes: ingest.offset(),
+        });
+    }
+    Ok(None)
+}
+
+/// The manifest's layers, base first, with their diff IDs from the config.
+fn layer_jobs(manifest: &ImageManifest, config: &serde_json::Value) -> Vec<LayerJob> {
+    manifest
+        .layers()
+        .iter()
+        .enumerate()
+        .map(|(index, l)| LayerJob {
+            index,
+            digest: l.digest().to_string(),
+            size: l.size(),
+            urls: l.urls().clone().unwrap_or_default(),
+            diff_id: config["rootfs"]["diff_ids"][index]
+                .as_str()
+                .map(str::to_owned),
+        })
+        .collect()
 }
 
 /// Every layer's diff ID, base first, when the config gives one for each.

@@ -138,12 +138,14 @@ struct Unpack(pane_wclayer::LayerStore);
 impl pane_oci::pull::LayerSink for Unpack {
     fn unpack(
         &self,
-        blob: &std::path::Path,
+        input: &mut dyn std::io::Read,
         layer: &pane_oci::pull::LayerPosition<'_>,
     ) -> Result<(), String> {
-        let file = std::fs::File::open(blob).map_err(|e| e.to_string())?;
+        if self.0.has(layer.diff_id) {
+            return Ok(());
+        }
         self.0
-            .unpack(file, layer.diff_id)
+            .unpack(input, layer.diff_id)
             .map(drop)
             .map_err(|e| e.to_string())
     }
@@ -266,8 +268,11 @@ async fn a_dropped_connection_resumes_with_a_range_request() {
     publish(&registry.host(), "windows/big", "v1", 3 << 20, None);
     let proxy = Proxy::start(registry.port, Fault::CutOnce(1 << 20)).await;
     let dir = tempfile::tempdir().unwrap();
-    let store = ContentStore::open(dir.path()).unwrap();
+    let store = ContentStore::open(&dir.path().join("content")).unwrap();
+    let layers = pane_wclayer::LayerStore::open(&dir.path().join("layers")).unwrap();
+    // Layers are unpacked as they download: the unpack must go on across the resume.
     let record = puller(&store, None)
+        .unpacking_into(std::sync::Arc::new(Unpack(layers.clone())))
         .pull(
             &reference(&proxy.host(), "windows/big:v1"),
             &pull_options(LTSC2022),
@@ -285,6 +290,14 @@ async fn a_dropped_connection_resumes_with_a_range_request() {
         "the retry resumes: {requests:?}"
     );
     assert!(store.has_blob(base));
+    let facts = store.image_facts(&record).await.unwrap();
+    let diff_ids: Vec<String> = facts.layers.iter().map(|l| l.diff_id.clone()).collect();
+    let chain = layers.chain(&diff_ids).unwrap();
+    assert!(
+        chain[1]
+            .join("Files/Windows/System32/kernel32.dll")
+            .is_file()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,7 +307,9 @@ async fn a_corrupted_layer_is_refused_and_nothing_is_kept() {
     let proxy = Proxy::start(registry.port, Fault::FlipByte).await;
     let dir = tempfile::tempdir().unwrap();
     let store = ContentStore::open(dir.path()).unwrap();
+    let layers = pane_wclayer::LayerStore::open(&dir.path().join("layers")).unwrap();
     let err = puller(&store, None)
+        .unpacking_into(std::sync::Arc::new(Unpack(layers.clone())))
         .pull(
             &reference(&proxy.host(), "windows/app:v1"),
             &pull_options(LTSC2022),
@@ -314,6 +329,9 @@ async fn a_corrupted_layer_is_refused_and_nothing_is_kept() {
         .unwrap()
         .count();
     assert_eq!(ingest, 0, "no partial download is left behind");
+    // The layer was being unpacked as it came: the flipped byte fails its diff ID, and the
+    // unpack leaves nothing either.
+    assert!(layers.retain(&[]).unwrap().is_empty(), "no layer was kept");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 //! for it), and the layer chain a container is built over.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -49,8 +50,14 @@ struct PortableLayers(LayerStore);
 
 #[cfg(not(windows))]
 impl LayerSink for PortableLayers {
-    fn unpack(&self, blob: &Path, layer: &LayerPosition<'_>) -> Result<(), String> {
-        unpack_blob(&self.0, blob, layer.diff_id)
+    fn unpack(&self, input: &mut dyn Read, layer: &LayerPosition<'_>) -> Result<(), String> {
+        if self.0.has(layer.diff_id) {
+            return Ok(());
+        }
+        self.0
+            .unpack(input, layer.diff_id)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -63,11 +70,9 @@ struct HcsLayers(pane_wclayer::HcsLayerStore);
 
 #[cfg(windows)]
 impl LayerSink for HcsLayers {
-    fn unpack(&self, blob: &Path, layer: &LayerPosition<'_>) -> Result<(), String> {
+    fn unpack(&self, input: &mut dyn Read, layer: &LayerPosition<'_>) -> Result<(), String> {
         let chain = pane_wclayer::hcs_store::chain_ids(layer.chain);
         let chain_id = chain.last().ok_or("a layer without a chain")?;
-        let file = std::fs::File::open(blob).map_err(|e| format!("{}: {e}", blob.display()))?;
-        let input = std::io::BufReader::new(file);
         if layer.chain.len() == 1 {
             self.0.import(input, chain_id, layer.diff_id, &[])
         } else {
@@ -77,6 +82,7 @@ impl LayerSink for HcsLayers {
     }
 }
 
+/// Unpacks a stored layer blob into the portable store, unless it is there already.
 #[cfg(not(windows))]
 fn unpack_blob(layers: &LayerStore, blob: &Path, diff_id: &str) -> Result<(), String> {
     if layers.has(diff_id) {
