@@ -383,29 +383,27 @@ impl ImageService {
             live.extend(diff_ids.iter().cloned());
             live_images.push(diff_ids);
         }
+        // Imported HCS layers (Windows) are kept by chain ID, unpacked ones by diff ID.
         #[cfg(windows)]
-        {
-            let imported = self.imported.clone();
-            let live_chains: Vec<String> = live_images
+        let imported = {
+            let chains: Vec<String> = live_images
                 .iter()
                 .flat_map(|diff_ids| pane_wclayer::hcs_store::chain_ids(diff_ids))
                 .collect();
-            tokio::task::spawn_blocking(move || imported.retain(&live_chains))
-                .await
-                .map_err(|e| RuntimeError::State {
-                    path: "layer store".into(),
-                    reason: format!("the prune task failed: {e}"),
-                })?
-                .map_err(|e| layer_error(&e))?;
-        }
+            (self.imported.clone(), chains)
+        };
         let layers = self.layers.clone();
-        tokio::task::spawn_blocking(move || layers.retain(&live))
-            .await
-            .map_err(|e| RuntimeError::State {
-                path: "layer store".into(),
-                reason: format!("the prune task failed: {e}"),
-            })?
-            .map_err(|e| layer_error(&e))?;
+        tokio::task::spawn_blocking(move || {
+            #[cfg(windows)]
+            imported.0.retain(&imported.1)?;
+            layers.retain(&live)
+        })
+        .await
+        .map_err(|e| RuntimeError::State {
+            path: "layer store".into(),
+            reason: format!("the prune task failed: {e}"),
+        })?
+        .map_err(|e| layer_error(&e))?;
         Ok(pruned)
     }
 }
