@@ -14,6 +14,8 @@ use pane_oci::pull::{LayerPosition, LayerSink, PullObserver, PullOptions, Puller
 use pane_oci::registry::{RegistryClient, RegistryOptions};
 use pane_oci::{ContentStore, ImageFacts, ImageRecord, StoreError};
 use pane_spec::{ImageReference, OsVersion, PullPolicy};
+use pane_wclayer::HostLayers;
+#[cfg(not(windows))]
 use pane_wclayer::LayerStore;
 
 use crate::error::RuntimeError;
@@ -106,10 +108,8 @@ type PullSlot = Arc<tokio::sync::Mutex<Option<LatestPull>>>;
 
 pub struct ImageService {
     content: ContentStore,
-    layers: LayerStore,
-    /// Layers imported into HCS, by chain ID (Windows).
-    #[cfg(windows)]
-    imported: pane_wclayer::HcsLayerStore,
+    /// Unpacked layers and, on Windows, layers imported into HCS.
+    layers: HostLayers,
     settings: ImageSettings,
     pulls: Mutex<HashMap<String, PullSlot>>,
 }
@@ -145,10 +145,7 @@ impl ImageService {
     pub fn open(root: &Path, settings: ImageSettings) -> Result<Self, RuntimeError> {
         Ok(Self {
             content: ContentStore::open(&root.join("content")).map_err(store_error)?,
-            layers: LayerStore::open(&root.join("layers")).map_err(|e| layer_error(&e))?,
-            #[cfg(windows)]
-            imported: pane_wclayer::HcsLayerStore::open(&root.join("wclayers"))
-                .map_err(|e| layer_error(&e))?,
+            layers: HostLayers::open(root).map_err(|e| layer_error(&e))?,
             settings,
             pulls: Mutex::default(),
         })
@@ -162,9 +159,9 @@ impl ImageService {
     /// the HCS layer store (imported or staged for import).
     pub fn layer_sink(&self) -> Arc<dyn LayerSink> {
         #[cfg(windows)]
-        return Arc::new(HcsLayers(self.imported.clone()));
+        return Arc::new(HcsLayers(self.layers.imported.clone()));
         #[cfg(not(windows))]
-        Arc::new(PortableLayers(self.layers.clone()))
+        Arc::new(PortableLayers(self.layers.unpacked.clone()))
     }
 
     /// The image as `policy` asks: `never` takes only the local one, `if_not_present` pulls
@@ -332,12 +329,12 @@ impl ImageService {
             .collect();
         #[cfg(windows)]
         let task = {
-            let imported = self.imported.clone();
+            let imported = self.layers.imported.clone();
             move || import_chain(&imported, &content, &wanted)
         };
         #[cfg(not(windows))]
         let task = {
-            let layers = self.layers.clone();
+            let layers = self.layers.unpacked.clone();
             move || unpack_chain(&layers, &content, &wanted)
         };
         tokio::task::spawn_blocking(task)
@@ -365,7 +362,6 @@ impl ImageService {
             .prune_except(&keep)
             .await
             .map_err(store_error)?;
-        let mut live = Vec::new();
         let mut live_images: Vec<Vec<String>> = Vec::new();
         for record in self
             .content
@@ -379,31 +375,16 @@ impl ImageService {
                 .image_facts(record)
                 .await
                 .map_err(store_error)?;
-            let diff_ids: Vec<String> = facts.layers.into_iter().map(|l| l.diff_id).collect();
-            live.extend(diff_ids.iter().cloned());
-            live_images.push(diff_ids);
+            live_images.push(facts.layers.into_iter().map(|l| l.diff_id).collect());
         }
-        // Imported HCS layers (Windows) are kept by chain ID, unpacked ones by diff ID.
-        #[cfg(windows)]
-        let imported = {
-            let chains: Vec<String> = live_images
-                .iter()
-                .flat_map(|diff_ids| pane_wclayer::hcs_store::chain_ids(diff_ids))
-                .collect();
-            (self.imported.clone(), chains)
-        };
         let layers = self.layers.clone();
-        tokio::task::spawn_blocking(move || {
-            #[cfg(windows)]
-            imported.0.retain(&imported.1)?;
-            layers.retain(&live)
-        })
-        .await
-        .map_err(|e| RuntimeError::State {
-            path: "layer store".into(),
-            reason: format!("the prune task failed: {e}"),
-        })?
-        .map_err(|e| layer_error(&e))?;
+        tokio::task::spawn_blocking(move || layers.retain(&live_images))
+            .await
+            .map_err(|e| RuntimeError::State {
+                path: "layer store".into(),
+                reason: format!("the prune task failed: {e}"),
+            })?
+            .map_err(|e| layer_error(&e))?;
         Ok(pruned)
     }
 }

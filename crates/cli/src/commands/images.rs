@@ -9,7 +9,7 @@ use pane_oci::registry::{RegistryClient, RegistryOptions};
 use pane_oci::store::ContentStore;
 use pane_runtime::images::{ImageService, ImageSettings};
 use pane_spec::ImageReference;
-use pane_wclayer::LayerStore;
+use pane_wclayer::HostLayers;
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, LoadArgs, PullArgs, RmiArgs, SaveArgs, TagArgs};
@@ -22,48 +22,18 @@ pub fn store(root: &Path) -> Result<ContentStore, Failure> {
     Ok(ContentStore::open(&root.join("content"))?)
 }
 
-/// Unpacked layers, kept beside the content store (on Windows, layers are imported into HCS
-/// under `wclayers/` instead, after the pull).
-fn layer_store(root: &Path) -> Result<LayerStore, Failure> {
-    Ok(LayerStore::open(&root.join("layers"))?)
-}
-
-/// Removes unpacked layers that no stored image uses any more.
+/// Removes unpacked (and on Windows imported) layers that no stored image uses any more.
 fn prune_layers(
     root: &Path,
     store: &ContentStore,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Vec<String>, Failure> {
-    let mut live = Vec::new();
+    let mut images = Vec::new();
     for record in store.images()? {
-        live.extend(
-            runtime
-                .block_on(store.image_facts(&record))?
-                .layers
-                .into_iter()
-                .map(|l| l.diff_id),
-        );
+        let facts = runtime.block_on(store.image_facts(&record))?;
+        images.push(facts.layers.into_iter().map(|l| l.diff_id).collect());
     }
-    #[cfg(windows)]
-    {
-        // Imported layers are kept by chain ID; a layer a container still uses stays.
-        let mut chains = Vec::new();
-        for record in store.images()? {
-            let diff_ids: Vec<String> = runtime
-                .block_on(store.image_facts(&record))?
-                .layers
-                .into_iter()
-                .map(|l| l.diff_id)
-                .collect();
-            chains.extend(pane_wclayer::hcs_store::chain_ids(&diff_ids));
-        }
-        let mut removed =
-            pane_wclayer::HcsLayerStore::open(&root.join("wclayers"))?.retain(&chains)?;
-        removed.extend(layer_store(root)?.retain(&live)?);
-        return Ok(removed);
-    }
-    #[cfg_attr(windows, allow(unreachable_code))]
-    Ok(layer_store(root)?.retain(&live)?)
+    Ok(HostLayers::open(root)?.retain(&images)?)
 }
 
 fn parse_reference(text: &str) -> Result<ImageReference, String> {
