@@ -27,6 +27,20 @@ pub struct LayerSummary {
     pub entries: usize,
 }
 
+impl LayerSummary {
+    /// The layer is the one the image config names (`expected` diff ID).
+    pub fn verify(&self, expected: &str) -> Result<(), LayerError> {
+        if self.diff_id == expected {
+            Ok(())
+        } else {
+            Err(LayerError::DiffId {
+                expected: expected.to_owned(),
+                actual: self.diff_id.clone(),
+            })
+        }
+    }
+}
+
 /// Reads Windows layers. The visitor gets each validated entry and, for files, its data.
 #[derive(Debug, Default)]
 pub struct LayerReader;

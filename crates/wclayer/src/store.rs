@@ -72,15 +72,8 @@ impl LayerStore {
             SCRATCH_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         let result = Self::unpack_into(input, &scratch);
-        let summary = match result {
-            Ok(summary) if summary.diff_id == diff_id => summary,
-            Ok(summary) => {
-                let _ = std::fs::remove_dir_all(&scratch);
-                return Err(LayerError::DiffId {
-                    expected: diff_id.to_owned(),
-                    actual: summary.diff_id,
-                });
-            }
+        let summary = match result.and_then(|summary| summary.verify(diff_id).map(|()| summary)) {
+            Ok(summary) => summary,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&scratch);
                 return Err(e);

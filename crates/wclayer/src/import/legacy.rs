@@ -138,12 +138,7 @@ pub fn stage_layer(
         let mut folder = LegacyImportFolder::create(staging)?;
         let summary = crate::import::import_stream(input, &mut folder)?;
         let staged = folder.finish()?;
-        if summary.diff_id != diff_id {
-            return Err(LayerError::DiffId {
-                expected: diff_id.to_owned(),
-                actual: summary.diff_id,
-            });
-        }
+        summary.verify(diff_id)?;
         staged.save(staging)?;
         Ok((summary, staged))
     })();

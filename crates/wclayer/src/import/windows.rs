@@ -88,12 +88,7 @@ fn import_base(input: impl Read, diff_id: &str, layer: &Path) -> Result<LayerSum
     };
     let summary = import_stream(input, &mut writer)?;
     writer.current = None;
-    if summary.diff_id != diff_id {
-        return Err(LayerError::DiffId {
-            expected: diff_id.to_owned(),
-            actual: summary.diff_id,
-        });
-    }
+    summary.verify(diff_id)?;
     reapply_directory_times(layer, &writer.directories)?;
     sys::process_base_image(layer)?;
     if writer.has_utility_vm {
