@@ -1,12 +1,19 @@
 //! Reading an OCI image layout directory (`oci-layout`, `index.json`, `blobs/`), with every
-//! blob checked against its digest and size.
+//! blob checked against its digest and size, and writing one.
+//!
+//! A layout is hostile input as much as a registry is (containerd's CVE-2023-25153 was an
+//! unbounded read of one): every file read must be a regular file, not a link or a FIFO,
+//! and is read up to its declared size plus one byte. Writing never follows a link already
+//! in the target and merges into an index that is there instead of replacing it.
 
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 use pane_spec::OsVersion;
+use sha2::Digest as _;
 
 use crate::digest::sha256_digest;
+use crate::document::{DocumentKind, check_config_type, check_layer_type, classify};
 use crate::image::ImageFacts;
 use crate::platform::{PlatformCandidate, PlatformError, parse_index, select_platform};
 use crate::store::{ContentStore, ImageRecord};
@@ -44,6 +51,48 @@ pub enum LayoutError {
     Store(#[from] crate::store::StoreError),
     #[error("the image config lists {diff_ids} diff ids for {layers} layers")]
     LayerMismatch { diff_ids: usize, layers: usize },
+    #[error("{path} is not a regular file ({kind}); a layout holds only plain files")]
+    NotRegular { path: PathBuf, kind: &'static str },
+    #[error("{path} is larger than the {limit} bytes it may have")]
+    TooLarge { path: PathBuf, limit: u64 },
+    #[error("{what} {digest} is not usable: {problem}")]
+    Refused {
+        what: &'static str,
+        digest: String,
+        problem: String,
+    },
+    #[error(
+        "the layout names its image {name:?}, which is not a full image reference; load it \
+         with --as REPOSITORY:TAG"
+    )]
+    UnnamedImage { name: String },
+    #[error("{path} is in the way: {problem}")]
+    Obstructed { path: PathBuf, problem: String },
+}
+
+/// An image loaded from a layout.
+#[derive(Debug, Clone)]
+pub struct LoadedImage {
+    pub record: ImageRecord,
+    /// The manifest the reference named before, when loading gave it another image.
+    pub replaced: Option<String>,
+}
+
+/// The reference a layout's `org.opencontainers.image.ref.name` gives an entry, parsed and
+/// normalised. A bare tag (which OCI allows) names no repository, and is not guessed at.
+fn layout_reference(entry: &Descriptor) -> Result<String, LayoutError> {
+    let Some(name) = entry.annotations().as_ref().and_then(|a| a.get(REF_NAME)) else {
+        return Ok(entry.digest().to_string());
+    };
+    let unnamed = || LayoutError::UnnamedImage {
+        name: name.chars().take(200).collect(),
+    };
+    if !name.contains(['/', ':']) {
+        return Err(unnamed());
+    }
+    name.parse::<pane_spec::ImageReference>()
+        .map(|reference| reference.to_string())
+        .map_err(|_| unnamed())
 }
 
 /// An OCI image layout on disk.
@@ -73,7 +122,11 @@ impl OciLayout {
         host: Option<&OsVersion>,
     ) -> Result<ImageFacts, LayoutError> {
         let index_path = self.root.join("index.json");
-        let index: ImageIndex = parse("index.json", &index_path, &read(&index_path)?)?;
+        let index: ImageIndex = parse(
+            "index.json",
+            &index_path,
+            &read_regular(&index_path, MAX_DOCUMENT_SIZE)?,
+        )?;
         let entry = pick_tagged(index.manifests(), tag)?;
         let reference = entry
             .annotations()
@@ -84,6 +137,16 @@ impl OciLayout {
         let (manifest_descriptor, platform_note) = match entry.media_type() {
             MediaType::ImageIndex => {
                 let (path, bytes) = self.verified_blob("image index", entry)?;
+                classify(
+                    &bytes,
+                    &[&entry.media_type().to_string()],
+                    Some(DocumentKind::Index),
+                )
+                .map_err(|problem| LayoutError::Refused {
+                    what: "image index",
+                    digest: entry.digest().to_string(),
+                    problem,
+                })?;
                 let nested: ImageIndex = parse("image index", &path, &bytes)?;
                 let entries = parse_index(&bytes).map_err(|source| LayoutError::Invalid {
                     what: "image index",
@@ -98,6 +161,16 @@ impl OciLayout {
             _ => (entry.clone(), None),
         };
         let manifest: ImageManifest = self.document("image manifest", &manifest_descriptor)?;
+        let refused = |problem: String| LayoutError::Refused {
+            what: "image manifest",
+            digest: manifest_descriptor.digest().to_string(),
+            problem,
+        };
+        check_config_type(&manifest.config().media_type().to_string()).map_err(refused)?;
+        for layer in manifest.layers() {
+            check_layer_type(&layer.media_type().to_string(), layer.digest().as_ref())
+                .map_err(refused)?;
+        }
         let config: ImageConfiguration = self.document("image config", manifest.config())?;
         let diff_ids = config.rootfs().diff_ids();
         if diff_ids.len() != manifest.layers().len() {
@@ -124,14 +197,19 @@ impl OciLayout {
         reference: Option<&str>,
         architecture: &str,
         host: Option<&OsVersion>,
-    ) -> Result<ImageRecord, LayoutError> {
+    ) -> Result<LoadedImage, LayoutError> {
         let index_path = self.root.join("index.json");
-        let top: ImageIndex = parse("index.json", &index_path, &read(&index_path)?)?;
+        let top: ImageIndex = parse(
+            "index.json",
+            &index_path,
+            &read_regular(&index_path, MAX_DOCUMENT_SIZE)?,
+        )?;
         let entry = pick_tagged(top.manifests(), tag)?;
         let facts = self.resolve(tag, architecture, host)?;
-        let name = reference
-            .map(str::to_owned)
-            .unwrap_or(facts.reference.clone());
+        let name = match reference {
+            Some(reference) => reference.to_owned(),
+            None => layout_reference(entry)?,
+        };
         let index = matches!(entry.media_type(), MediaType::ImageIndex).then(|| entry.clone());
         let manifest_descriptor = self.manifest_descriptor(entry, &facts.manifest_digest)?;
         let manifest: ImageManifest = self.document("image manifest", &manifest_descriptor)?;
@@ -153,12 +231,15 @@ impl OciLayout {
                 .iter()
                 .map(|l| (l.digest().to_string(), l.size())),
         );
+        let lease = store.lease().await?;
         for (digest, size) in &blobs {
             let path = self
                 .root
                 .join("blobs/sha256")
                 .join(digest.trim_start_matches("sha256:"));
-            store.put_file(digest, &path, Some(*size)).await?;
+            let file = open_regular(&path)?;
+            lease.protect(digest).await?;
+            store.put_opened(digest, file, *size).await?;
         }
         let record = ImageRecord {
             reference: name,
@@ -172,8 +253,13 @@ impl OciLayout {
                 .collect(),
             os_version: facts.os_version.clone(),
         };
-        store.add_image(record.clone()).await?;
-        Ok(record)
+        let replaced = store
+            .add_image(record.clone())
+            .await?
+            .filter(|previous| previous.manifest != record.manifest)
+            .map(|previous| previous.manifest);
+        drop(lease);
+        Ok(LoadedImage { record, replaced })
     }
 
     /// The platform manifest's descriptor: the entry itself, or its index's entry.
@@ -212,6 +298,23 @@ impl OciLayout {
         descriptor: &Descriptor,
     ) -> Result<T, LayoutError> {
         let (path, bytes) = self.verified_blob(what, descriptor)?;
+        let expected = match what {
+            "image index" => Some(DocumentKind::Index),
+            "image manifest" => Some(DocumentKind::Manifest),
+            _ => None,
+        };
+        if let Some(expected) = expected {
+            classify(
+                &bytes,
+                &[&descriptor.media_type().to_string()],
+                Some(expected),
+            )
+            .map_err(|problem| LayoutError::Refused {
+                what,
+                digest: descriptor.digest().to_string(),
+                problem,
+            })?;
+        }
         parse(what, &path, &bytes)
     }
 
@@ -231,7 +334,7 @@ impl OciLayout {
             });
         }
         let path = self.blob_path(descriptor);
-        let bytes = read(&path)?;
+        let bytes = read_regular(&path, descriptor.size())?;
         if bytes.len() as u64 != descriptor.size() {
             return Err(LayoutError::Corrupt {
                 digest,
@@ -254,17 +357,30 @@ impl OciLayout {
 }
 
 /// Writes `record`'s image (its platform manifest, config and layers) from `store` as an OCI
-/// image layout in `dir`, tagged with the record's reference.
+/// image layout in `dir`, tagged with the record's reference. A layout already in `dir`
+/// keeps its other images: the index gains this one (replacing an entry of the same name),
+/// blobs already there are kept when they are the same blob and refused otherwise. Nothing
+/// is written through a link: each file is created exclusively, and each directory must be
+/// a directory of its own.
 pub async fn export(
     store: &ContentStore,
     record: &ImageRecord,
     dir: &Path,
 ) -> Result<(), LayoutError> {
     let blobs = dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).map_err(|source| LayoutError::Read {
-        path: blobs.clone(),
-        source,
-    })?;
+    for folder in [dir.to_owned(), dir.join("blobs"), blobs.clone()] {
+        real_directory(&folder)?;
+    }
+    let existing_index = match std::fs::symlink_metadata(dir.join("index.json")) {
+        Ok(_) => Some(read_regular(&dir.join("index.json"), MAX_DOCUMENT_SIZE)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(LayoutError::Read {
+                path: dir.join("index.json"),
+                source,
+            });
+        }
+    };
     let manifest_bytes = store.read_blob(&record.manifest).await?;
     for digest in std::iter::once(&record.manifest)
         .chain(std::iter::once(&record.config))
@@ -272,12 +388,7 @@ pub async fn export(
     {
         let source = store.blob_path(digest)?;
         let target = blobs.join(digest.trim_start_matches("sha256:"));
-        tokio::fs::copy(&source, &target)
-            .await
-            .map_err(|e| LayoutError::Read {
-                path: target.clone(),
-                source: e,
-            })?;
+        copy_blob(&source, &target, digest).await?;
     }
     let manifest: serde_json::Value =
         serde_json::from_slice(&manifest_bytes).map_err(|source| LayoutError::Invalid {
@@ -299,23 +410,260 @@ pub async fn export(
         descriptor["platform"] =
             serde_json::json!({"os": "windows", "architecture": "amd64", "os.version": version});
     }
-    let index = serde_json::json!({"schemaVersion": 2, "manifests": [descriptor]});
-    let write = |name: &str, bytes: Vec<u8>| {
-        let path = dir.join(name);
-        std::fs::write(&path, bytes).map_err(|source| LayoutError::Read { path, source })
-    };
-    write(
-        "index.json",
-        serde_json::to_vec_pretty(&index).unwrap_or_default(),
+    let index = merged_index(
+        dir,
+        existing_index.as_deref(),
+        descriptor,
+        &record.reference,
     )?;
-    write("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec())
+    let layout_marker = dir.join("oci-layout");
+    match std::fs::symlink_metadata(&layout_marker) {
+        Ok(_) => {
+            read_regular(&layout_marker, 4096)?;
+        }
+        Err(_) => write_new(&layout_marker, br#"{"imageLayoutVersion":"1.0.0"}"#)?,
+    }
+    let bytes = serde_json::to_vec_pretty(&index).map_err(|source| LayoutError::Invalid {
+        what: "index.json",
+        path: dir.join("index.json"),
+        source,
+    })?;
+    replace_file(&dir.join("index.json"), &bytes)
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, LayoutError> {
-    std::fs::read(path).map_err(|source| LayoutError::Read {
+/// The layout's index with `descriptor` in it, in place of any entry of the same name.
+fn merged_index(
+    dir: &Path,
+    existing: Option<&[u8]>,
+    descriptor: serde_json::Value,
+    reference: &str,
+) -> Result<serde_json::Value, LayoutError> {
+    let path = dir.join("index.json");
+    let mut index = match existing {
+        Some(bytes) => serde_json::from_slice::<serde_json::Value>(bytes).map_err(|source| {
+            LayoutError::Invalid {
+                what: "index.json",
+                path: path.clone(),
+                source,
+            }
+        })?,
+        None => serde_json::json!({"schemaVersion": 2, "manifests": []}),
+    };
+    let Some(manifests) = index.get_mut("manifests").and_then(|m| m.as_array_mut()) else {
+        return Err(LayoutError::Obstructed {
+            path,
+            problem: "it is not an image index (no `manifests` list); save into an empty \
+                      directory or a layout"
+                .to_owned(),
+        });
+    };
+    manifests.retain(|entry| {
+        entry
+            .pointer("/annotations/org.opencontainers.image.ref.name")
+            .and_then(|n| n.as_str())
+            != Some(reference)
+    });
+    manifests.push(descriptor);
+    Ok(index)
+}
+
+/// Creates `path` as a directory, or checks that it is one (not a link to one).
+fn real_directory(path: &Path) -> Result<(), LayoutError> {
+    match std::fs::create_dir(path) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(source) => {
+            return Err(LayoutError::Read {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    }
+    let metadata = std::fs::symlink_metadata(path).map_err(|source| LayoutError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    if metadata.is_dir() {
+        Ok(())
+    } else {
+        Err(LayoutError::Obstructed {
+            path: path.to_owned(),
+            problem: format!(
+                "it is {}, not a directory; pane does not write through links",
+                file_kind(&metadata.file_type())
+            ),
+        })
+    }
+}
+
+/// Copies a store blob into the layout: created exclusively (an existing name, link or
+/// not, is never opened for writing); a blob already there must be that blob.
+async fn copy_blob(source: &Path, target: &Path, digest: &str) -> Result<(), LayoutError> {
+    let write_error = |source| LayoutError::Read {
+        path: target.to_owned(),
+        source,
+    };
+    match tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(target)
+        .await
+    {
+        Ok(mut file) => {
+            let mut input = tokio::fs::File::open(source)
+                .await
+                .map_err(|source_error| LayoutError::Read {
+                    path: source.to_owned(),
+                    source: source_error,
+                })?;
+            tokio::io::copy(&mut input, &mut file)
+                .await
+                .map_err(write_error)?;
+            file.sync_all().await.map_err(write_error)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mut existing = std::io::BufReader::new(open_regular(target)?);
+            let mut hasher = sha2::Sha256::new();
+            loop {
+                let chunk = std::io::BufRead::fill_buf(&mut existing).map_err(write_error)?;
+                if chunk.is_empty() {
+                    break;
+                }
+                hasher.update(chunk);
+                let consumed = chunk.len();
+                std::io::BufRead::consume(&mut existing, consumed);
+            }
+            let actual = format!("sha256:{}", crate::digest::hex(&hasher.finalize()));
+            if actual == digest {
+                Ok(())
+            } else {
+                Err(LayoutError::Obstructed {
+                    path: target.to_owned(),
+                    problem: format!("it holds {actual}, not the blob named {digest}"),
+                })
+            }
+        }
+        Err(e) => Err(write_error(e)),
+    }
+}
+
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), LayoutError> {
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        std::io::Write::write_all(&mut file, bytes)?;
+        file.sync_all()
+    };
+    write().map_err(|source| LayoutError::Read {
         path: path.to_owned(),
         source,
     })
+}
+
+/// Writes a new file beside `path` exclusively and renames it over `path` (a rename replaces
+/// a link itself, never what it points to).
+fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), LayoutError> {
+    let temporary = path.with_extension(format!("{}.tmp", std::process::id()));
+    write_new(&temporary, bytes)?;
+    std::fs::rename(&temporary, path).map_err(|source| {
+        let _ = std::fs::remove_file(&temporary);
+        LayoutError::Read {
+            path: path.to_owned(),
+            source,
+        }
+    })
+}
+
+/// Opens a file of the layout, refusing anything but a regular file: a link could point
+/// anywhere on the host, and a FIFO or a device (`/dev/zero`) never ends.
+fn open_regular(path: &Path) -> Result<std::fs::File, LayoutError> {
+    let read_error = |source| LayoutError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let metadata = std::fs::symlink_metadata(path).map_err(read_error)?;
+    let kind = file_kind(&metadata.file_type());
+    if kind != "file" {
+        return Err(LayoutError::NotRegular {
+            path: path.to_owned(),
+            kind,
+        });
+    }
+    // Opened without following a link or waiting for a writer, so a file swapped in after
+    // the check cannot make the open escape or hang; checked again through the handle.
+    let file = no_follow_options().open(path).map_err(read_error)?;
+    let opened = file.metadata().map_err(read_error)?;
+    if !opened.is_file() {
+        return Err(LayoutError::NotRegular {
+            path: path.to_owned(),
+            kind: file_kind(&opened.file_type()),
+        });
+    }
+    Ok(file)
+}
+
+#[cfg(unix)]
+fn no_follow_options() -> std::fs::OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut options = std::fs::OpenOptions::new();
+    options
+        .read(true)
+        .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits());
+    options
+}
+
+#[cfg(windows)]
+fn no_follow_options() -> std::fs::OpenOptions {
+    use std::os::windows::fs::OpenOptionsExt as _;
+    /// Opens a reparse point itself instead of what it points to.
+    const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
+    let mut options = std::fs::OpenOptions::new();
+    options
+        .read(true)
+        .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT);
+    options
+}
+
+#[cfg(not(any(unix, windows)))]
+fn no_follow_options() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    options
+}
+
+fn file_kind(file_type: &std::fs::FileType) -> &'static str {
+    if file_type.is_symlink() {
+        "a symbolic link"
+    } else if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_file() {
+        "file"
+    } else {
+        "a FIFO, socket or device"
+    }
+}
+
+/// A regular file's bytes, refused when there are more than `limit`.
+fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, LayoutError> {
+    let file = open_regular(path)?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, limit.saturating_add(1)),
+        &mut bytes,
+    )
+    .map_err(|source| LayoutError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    if bytes.len() as u64 > limit {
+        return Err(LayoutError::TooLarge {
+            path: path.to_owned(),
+            limit,
+        });
+    }
+    Ok(bytes)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(
@@ -347,9 +695,11 @@ fn pick_tagged<'a>(
             .find(|d| name(d).is_some_and(|n| n == tag || n.ends_with(&format!(":{tag}"))))
             .ok_or_else(|| LayoutError::NoSuchTag {
                 tag: tag.to_owned(),
+                // Names come from the layout: shown escaped, never with raw control codes.
                 available: entries
                     .iter()
                     .filter_map(name)
+                    .map(|n| printable(&n))
                     .collect::<Vec<_>>()
                     .join(", "),
             }),
@@ -359,5 +709,14 @@ fn pick_tagged<'a>(
                 count: entries.len(),
             }),
         },
+    }
+}
+
+/// `text` with control characters escaped, for names read from a layout.
+fn printable(text: &str) -> String {
+    if text.chars().any(char::is_control) {
+        text.escape_debug().to_string()
+    } else {
+        text.to_owned()
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod credentials;
 pub mod digest;
+pub mod document;
 pub mod image;
 pub mod layout;
 pub mod platform;
@@ -12,8 +13,10 @@ pub mod pull;
 pub mod registry;
 pub mod store;
 mod stream_unpack;
+#[cfg(windows)]
+mod sys;
 
 pub use image::{ImageFacts, LayerFacts};
-pub use layout::{LayoutError, OciLayout};
+pub use layout::{LayoutError, LoadedImage, OciLayout};
 pub use platform::{PlatformCandidate, PlatformChoice, PlatformError, select_platform};
 pub use store::{ContentStore, ImageRecord, StoreError};

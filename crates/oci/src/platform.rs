@@ -30,6 +30,9 @@ impl fmt::Display for PlatformCandidate {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexEntry {
     pub digest: String,
+    /// The entry's declared media type and size, checked against what is fetched.
+    pub media_type: Option<String>,
+    pub size: Option<u64>,
     pub platform: PlatformCandidate,
 }
 
@@ -42,6 +45,10 @@ struct IndexDocument {
 #[derive(serde::Deserialize)]
 struct IndexDocumentEntry {
     digest: String,
+    #[serde(rename = "mediaType", default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    size: Option<u64>,
     #[serde(default)]
     platform: Option<PlatformFields>,
 }
@@ -69,6 +76,8 @@ pub fn parse_index(bytes: &[u8]) -> Result<Vec<IndexEntry>, serde_json::Error> {
             let platform = entry.platform.unwrap_or_default();
             IndexEntry {
                 digest: entry.digest,
+                media_type: entry.media_type,
+                size: entry.size,
                 platform: PlatformCandidate {
                     os: platform.os,
                     architecture: platform.architecture,

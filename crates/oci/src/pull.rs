@@ -11,6 +11,7 @@ use pane_spec::{ImageReference, OsVersion};
 use reqwest::StatusCode;
 
 use crate::digest::sha256_digest;
+use crate::document::{DocumentKind, check_config_type, check_layer_type, classify};
 use crate::platform::{PlatformCandidate, PlatformError, parse_index, select_platform};
 use crate::registry::{RegistryClient, RegistryError};
 use crate::store::{ContentStore, ImageRecord, Ingest, StoreError};
@@ -40,6 +41,11 @@ pub enum PullError {
          --allow-nondistributable-artifacts to fetch it from there"
     )]
     ForeignLayer { digest: String, url: String },
+    #[error(
+        "layer {digest}: the registry sent more than the {size} bytes its descriptor declares; \
+         the download was stopped and discarded"
+    )]
+    Oversized { digest: String, size: u64 },
     #[error("layer {digest} could not be unpacked: {reason}")]
     Unpack { digest: String, reason: String },
     #[error("layer {digest}: the connection kept dropping ({attempts} attempts): {last}")]
@@ -144,14 +150,6 @@ impl std::fmt::Debug for Puller {
     }
 }
 
-fn is_index(media_type: &str, bytes: &[u8]) -> bool {
-    media_type.contains("image.index") || media_type.contains("manifest.list") || {
-        // Some registries omit the content type; an index is a document with `manifests`.
-        serde_json::from_slice::<serde_json::Value>(bytes)
-            .is_ok_and(|v| v.get("manifests").is_some())
-    }
-}
-
 impl Puller {
     pub fn new(client: RegistryClient, store: ContentStore) -> Self {
         Self {
@@ -184,6 +182,8 @@ impl Puller {
             || reference.tag().unwrap_or("latest").to_owned(),
             ToString::to_string,
         );
+        // Prune keeps what this pull stores until the image record below reaches it.
+        let lease = self.store.lease().await?;
         let top = self.client.manifest(registry, repository, &wanted).await?;
         let top_digest = sha256_digest(&top.bytes);
         if let Some(expected) = reference.digest().map(ToString::to_string)
@@ -195,10 +195,16 @@ impl Puller {
                 actual: top_digest,
             });
         }
-        let (index, manifest_digest, manifest_bytes) = if is_index(&top.media_type, &top.bytes) {
+        let bad_manifest = |problem: String| PullError::BadManifest {
+            reference: name.clone(),
+            problem,
+        };
+        let top_kind = classify(&top.bytes, &[&top.media_type], None).map_err(bad_manifest)?;
+        let (index, manifest_digest, manifest_bytes) = if top_kind == DocumentKind::Index {
             let (digest, bytes) = self
                 .choose_from_index(reference, &top.bytes, options, observer)
                 .await?;
+            lease.protect(&top_digest).await?;
             self.store.put_bytes(&top_digest, &top.bytes).await?;
             (Some(top_digest), digest, bytes)
         } else {
@@ -209,20 +215,31 @@ impl Puller {
                 reference: name.clone(),
                 problem: e.to_string(),
             })?;
+        check_config_type(&manifest.config().media_type().to_string()).map_err(bad_manifest)?;
+        for layer in manifest.layers() {
+            check_layer_type(&layer.media_type().to_string(), layer.digest().as_ref())
+                .map_err(bad_manifest)?;
+        }
+        lease.protect(&manifest_digest).await?;
         self.store
             .put_bytes(&manifest_digest, &manifest_bytes)
             .await?;
 
         let config_digest = manifest.config().digest().to_string();
+        lease.protect(&config_digest).await?;
+        for layer in manifest.layers() {
+            lease.protect(layer.digest().as_ref()).await?;
+        }
         if !self.store.has_blob(&config_digest) {
-            let response = self
+            let bytes = self
                 .client
-                .blob(registry, repository, &config_digest, 0)
+                .document_blob(
+                    registry,
+                    repository,
+                    &config_digest,
+                    manifest.config().size(),
+                )
                 .await?;
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| RegistryError::Protocol(format!("config {config_digest}: {e}")))?;
             self.store.put_bytes(&config_digest, &bytes).await?;
         }
         let config: serde_json::Value =
@@ -269,6 +286,7 @@ impl Puller {
                 .map(str::to_owned),
         };
         self.store.add_image(record.clone()).await?;
+        drop(lease);
         Ok(record)
     }
 
@@ -359,7 +377,8 @@ impl Puller {
         if let Some(note) = &choice.note {
             observer.platform(note);
         }
-        let chosen = &entries[choice.index].digest;
+        let entry = &entries[choice.index];
+        let chosen = &entry.digest;
         let fetched = self
             .client
             .manifest(reference.registry(), reference.repository(), chosen)
@@ -372,6 +391,23 @@ impl Puller {
                 actual,
             });
         }
+        let bad_manifest = |problem: String| PullError::BadManifest {
+            reference: reference.to_string(),
+            problem,
+        };
+        if let Some(size) = entry.size
+            && size != fetched.bytes.len() as u64
+        {
+            return Err(bad_manifest(format!(
+                "the index describes {chosen} as {size} bytes, the registry sent {}",
+                fetched.bytes.len()
+            )));
+        }
+        let declared = [
+            entry.media_type.as_deref().unwrap_or_default(),
+            fetched.media_type.as_str(),
+        ];
+        classify(&fetched.bytes, &declared, Some(DocumentKind::Manifest)).map_err(bad_manifest)?;
         Ok((actual, fetched.bytes))
     }
 
@@ -386,7 +422,7 @@ impl Puller {
     ) -> Result<bool, PullError> {
         let digest = &layer.digest;
         // A second pull of the same blob waits here, then finds it stored.
-        let _slot = self.store.lock_download(digest).await;
+        let _slot = self.store.lock_download(digest).await?;
         if self.store.has_blob(digest) {
             observer.layer(LayerEvent::Done {
                 digest: digest.clone(),
@@ -436,8 +472,26 @@ impl Puller {
                     continue;
                 }
             }
-            let mut failure =
-                receive(response, &mut ingest, streaming.as_mut(), digest, observer).await?;
+            let received = receive(
+                &self.client,
+                response,
+                &mut ingest,
+                streaming.as_mut(),
+                layer,
+                observer,
+            )
+            .await;
+            let mut failure = match received {
+                Ok(failure) => failure,
+                Err(error) => {
+                    // A refused layer leaves nothing behind, not even its partial.
+                    ingest.discard().await;
+                    if let Some(stream) = streaming.take() {
+                        stream.abandon();
+                    }
+                    return Err(error);
+                }
+            };
             match failure {
                 None if ingest.offset() >= layer.size => break,
                 None => {
@@ -480,26 +534,46 @@ impl Puller {
 }
 
 /// Appends a response body to the download, and hands it to the streaming unpack if there
-/// is one; returns why the body stopped early, if it did.
+/// is one; returns why the body stopped early, if it did. A body that would take the blob
+/// past its declared size is refused before those bytes are written, and a stall is final
+/// (resuming a registry that stopped answering only waits again).
 async fn receive(
+    client: &RegistryClient,
     response: reqwest::Response,
     ingest: &mut Ingest,
     mut streaming: Option<&mut StreamingUnpack>,
-    digest: &str,
+    layer: &LayerJob,
     observer: &dyn PullObserver,
 ) -> Result<Option<String>, PullError> {
+    let digest = &layer.digest;
+    let oversized = || PullError::Oversized {
+        digest: digest.clone(),
+        size: layer.size,
+    };
+    let remaining = layer.size.saturating_sub(ingest.offset());
+    if response
+        .content_length()
+        .is_some_and(|length| length > remaining)
+    {
+        return Err(oversized());
+    }
+    let url = response.url().to_string();
     let mut body = response.bytes_stream();
     while let Some(chunk) = body.next().await {
         let bytes = match chunk {
             Ok(bytes) => bytes,
+            Err(e) if e.is_timeout() => return Err(client.request_error(&url, e).into()),
             Err(e) => return Ok(Some(e.to_string())),
         };
+        if ingest.offset() + bytes.len() as u64 > layer.size {
+            return Err(oversized());
+        }
         ingest.write(&bytes).await?;
         if let Some(stream) = streaming.as_deref_mut() {
             stream.feed(&bytes).await;
         }
         observer.layer(LayerEvent::Progress {
-            digest: digest.to_owned(),
+            digest: digest.clone(),
             bytes: ingest.offset(),
         });
     }

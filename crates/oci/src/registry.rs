@@ -1,12 +1,17 @@
 //! A registry client for the distribution API: manifests and blobs, anonymous, basic and
 //! bearer-token auth (refreshed on 401), plain HTTP for registries marked insecure, and
 //! retries with backoff on 429, 5xx and dropped connections.
+//!
+//! Every registry is hostile until proven otherwise: documents, tokens and error bodies are
+//! read up to a cap, every read has an idle timeout, challenges are answered only for the
+//! registry's own host, and certificate failures are final.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::Engine as _;
+use futures_util::StreamExt as _;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, RANGE, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
 
@@ -19,7 +24,15 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
     application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_HUB_API: &str = "registry-1.docker.io";
 const NEEDS_CREDENTIALS: &str = "; it needs credentials: set them in the spec's image.auth, in \
-    ~/.docker/config.json, or in PANE_REGISTRY_USERNAME / PANE_REGISTRY_PASSWORD";
+    ~/.docker/config.json, or in PANE_REGISTRY_USERNAME / PANE_REGISTRY_PASSWORD together with \
+    PANE_REGISTRY naming this registry";
+
+/// Manifests, indexes and configs larger than this are refused (as containers/image does).
+pub const MAX_DOCUMENT_BYTES: u64 = 4 << 20;
+/// Token responses and error bodies larger than this are refused or cut.
+pub const MAX_TOKEN_BYTES: u64 = 1 << 20;
+/// The default longest wait for a registry's next bytes.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -45,6 +58,38 @@ pub enum RegistryError {
     Credentials(#[from] CredentialsError),
     #[error("{0}")]
     Protocol(String),
+    #[error(
+        "{url}: the {what} is larger than {limit} bytes; a registry does not send one that \
+         large, so pane stopped reading"
+    )]
+    TooLarge {
+        url: String,
+        what: &'static str,
+        limit: u64,
+    },
+    #[error(
+        "{url}: no answer for {seconds} s; the registry stalled (raise --registry-timeout if \
+         it is only slow)"
+    )]
+    Timeout { url: String, seconds: u64 },
+    #[error(
+        "{host} asked for credentials after {registry} redirected there; pane answers \
+         challenges only from {registry} itself, so the request was refused"
+    )]
+    ForeignChallenge { registry: String, host: String },
+    #[error(
+        "{registry} sends its token requests to {realm}, over plain HTTP, where credentials \
+         and tokens would travel in the clear; pane refuses that for an HTTPS registry (mark \
+         the registry --insecure-registry only if it is plain HTTP itself)"
+    )]
+    InsecureRealm { registry: String, realm: String },
+    #[error(
+        "{url}: the TLS certificate was refused ({detail}); fix the registry's certificate or \
+         trust its CA on this host"
+    )]
+    Certificate { url: String, detail: String },
+    #[error("{digest:?} is not a valid digest (sha256:<64 hex> or sha512:<128 hex>)")]
+    BadDigest { digest: String },
 }
 
 fn body_hint(body: &str) -> String {
@@ -66,7 +111,15 @@ pub struct RegistryOptions {
     /// Attempts per request on 429, 5xx and connection failures.
     pub attempts: u32,
     pub first_backoff: Duration,
+    /// The longest wait for a connection, for response headers, and between two reads of
+    /// a body. A document (manifest, config, token) must also arrive whole within
+    /// [`DOCUMENT_DEADLINE_READS`] of these.
+    pub read_timeout: Duration,
 }
+
+/// A document must arrive whole within this many read timeouts, so a registry that trickles
+/// a byte at a time cannot hold a pull (and the runtime's pull lock) forever.
+pub const DOCUMENT_DEADLINE_READS: u32 = 4;
 
 impl Default for RegistryOptions {
     fn default() -> Self {
@@ -75,16 +128,30 @@ impl Default for RegistryOptions {
             credentials: CredentialSource::standard(),
             attempts: 5,
             first_backoff: Duration::from_millis(200),
+            read_timeout: DEFAULT_READ_TIMEOUT,
         }
     }
 }
 
-#[derive(Debug)]
 pub struct RegistryClient {
     http: Client,
     options: RegistryOptions,
-    /// `Authorization` values by `registry/repository`.
+    /// `Authorization` values by `registry/repository`; secrets, never shown.
     authorizations: Mutex<HashMap<String, String>>,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scopes: Vec<String> = self
+            .authorizations
+            .lock()
+            .map(|map| map.keys().cloned().collect())
+            .unwrap_or_default();
+        f.debug_struct("RegistryClient")
+            .field("options", &self.options)
+            .field("authorized_scopes", &scopes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A fetched manifest.
@@ -100,7 +167,8 @@ impl RegistryClient {
     pub fn new(options: RegistryOptions) -> Result<Self, RegistryError> {
         let http = Client::builder()
             .user_agent(concat!("pane/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(30))
+            .connect_timeout(options.read_timeout.min(Duration::from_secs(30)))
+            .read_timeout(options.read_timeout)
             .build()
             .map_err(|e| RegistryError::Protocol(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
@@ -111,20 +179,38 @@ impl RegistryClient {
     }
 
     fn base_url(&self, registry: &str) -> String {
-        let host = if registry == "docker.io" {
-            DOCKER_HUB_API
-        } else {
-            registry
-        };
-        let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
-        let loopback =
-            matches!(name, "localhost" | "127.0.0.1" | "[::1]") || name.starts_with("127.");
-        let scheme = if loopback || self.options.insecure.iter().any(|i| i == registry) {
+        let host = api_host(registry);
+        let scheme = if self.plain_http(registry) {
             "http"
         } else {
             "https"
         };
         format!("{scheme}://{host}")
+    }
+
+    /// Loopback registries and those marked insecure are reached over plain HTTP.
+    fn plain_http(&self, registry: &str) -> bool {
+        is_loopback(registry) || self.options.insecure.iter().any(|i| i == registry)
+    }
+
+    /// Whether `url` is on the registry's own host and port (a redirect may leave it).
+    fn on_registry(&self, registry: &str, url: &reqwest::Url) -> bool {
+        reqwest::Url::parse(&self.base_url(registry)).is_ok_and(|base| {
+            base.host_str() == url.host_str()
+                && base.port_or_known_default() == url.port_or_known_default()
+        })
+    }
+
+    fn needs_credentials(&self, registry: &str) -> String {
+        let mut hint = NEEDS_CREDENTIALS.to_owned();
+        if let Some(unused) = self.options.credentials.unused_environment_hint(registry) {
+            hint.push_str(&unused);
+        }
+        hint
+    }
+
+    fn document_deadline(&self) -> Duration {
+        self.options.read_timeout * DOCUMENT_DEADLINE_READS
     }
 
     pub async fn manifest(
@@ -133,35 +219,79 @@ impl RegistryClient {
         repository: &str,
         reference: &str,
     ) -> Result<FetchedManifest, RegistryError> {
+        if reference.contains(':') {
+            validate_digest(reference)?;
+        }
         let url = format!(
             "{}/v2/{repository}/manifests/{reference}",
             self.base_url(registry)
         );
-        let response = self
-            .send(registry, repository, &url, |request| {
-                request.header(ACCEPT, MANIFEST_ACCEPT)
+        let fetch = async {
+            let response = self
+                .send(registry, repository, &url, |request| {
+                    request.header(ACCEPT, MANIFEST_ACCEPT)
+                })
+                .await?;
+            if response.status() == StatusCode::NOT_FOUND {
+                return Err(RegistryError::NotFound {
+                    registry: registry.to_owned(),
+                    repository: repository.to_owned(),
+                    reference: reference.to_owned(),
+                });
+            }
+            let response = success(&url, response).await?;
+            let media_type = header(response.headers(), "content-type").unwrap_or_default();
+            let digest_header = header(response.headers(), "docker-content-digest");
+            let bytes = self
+                .read_capped(&url, response, "manifest", MAX_DOCUMENT_BYTES)
+                .await?;
+            Ok(FetchedManifest {
+                bytes,
+                media_type,
+                digest_header,
             })
-            .await?;
-        if response.status() == StatusCode::NOT_FOUND {
-            return Err(RegistryError::NotFound {
-                registry: registry.to_owned(),
-                repository: repository.to_owned(),
-                reference: reference.to_owned(),
+        };
+        self.within_deadline(&url, fetch).await
+    }
+
+    /// Fetches a small blob (an image config) of `size` bytes, as its descriptor declares;
+    /// a longer body is cut and refused.
+    pub async fn document_blob(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &str,
+        size: u64,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let url = format!("{}/v2/{repository}/blobs/{digest}", self.base_url(registry));
+        if size > MAX_DOCUMENT_BYTES {
+            return Err(RegistryError::TooLarge {
+                url,
+                what: "image config",
+                limit: MAX_DOCUMENT_BYTES,
             });
         }
-        let response = success(&url, response).await?;
-        let media_type = header(response.headers(), "content-type").unwrap_or_default();
-        let digest_header = header(response.headers(), "docker-content-digest");
-        let bytes = response
-            .bytes()
+        let fetch = async {
+            let response = self.blob(registry, repository, digest, 0).await?;
+            self.read_capped(&url, response, "image config", size).await
+        };
+        self.within_deadline(&url, fetch).await
+    }
+
+    async fn within_deadline<T>(
+        &self,
+        url: &str,
+        work: impl Future<Output = Result<T, RegistryError>>,
+    ) -> Result<T, RegistryError> {
+        let deadline = self.document_deadline();
+        tokio::time::timeout(deadline, work)
             .await
-            .map_err(|source| RegistryError::Connect { url, source })?
-            .to_vec();
-        Ok(FetchedManifest {
-            bytes,
-            media_type,
-            digest_header,
-        })
+            .unwrap_or_else(|_| {
+                Err(RegistryError::Timeout {
+                    url: url.to_owned(),
+                    seconds: deadline.as_secs(),
+                })
+            })
     }
 
     /// Starts a blob download at `offset` (a range request when not 0). The caller checks
@@ -173,6 +303,7 @@ impl RegistryClient {
         digest: &str,
         offset: u64,
     ) -> Result<Response, RegistryError> {
+        validate_digest(digest)?;
         let url = format!("{}/v2/{repository}/blobs/{digest}", self.base_url(registry));
         let response = self
             .send(registry, repository, &url, |request| {
@@ -190,7 +321,15 @@ impl RegistryClient {
     }
 
     /// Fetches a non-distributable layer from one of its `urls` (no registry auth is sent).
+    /// Only HTTPS: the URL comes from the manifest, so plain HTTP would let anyone on the
+    /// path swap the layer's bytes before the digest check refuses them after the fact.
     pub async fn foreign(&self, url: &str, offset: u64) -> Result<Response, RegistryError> {
+        if !url.starts_with("https://") {
+            return Err(RegistryError::Protocol(format!(
+                "the non-distributable layer URL {url:?} is not https://; pane fetches foreign \
+                 layers over HTTPS only"
+            )));
+        }
         let mut request = self.http.get(url);
         if offset > 0 {
             request = request.header(RANGE, format!("bytes={offset}-"));
@@ -198,10 +337,7 @@ impl RegistryClient {
         let response = request
             .send()
             .await
-            .map_err(|source| RegistryError::Connect {
-                url: url.to_owned(),
-                source,
-            })?;
+            .map_err(|source| self.request_error(url, source))?;
         success(url, response).await
     }
 
@@ -224,19 +360,28 @@ impl RegistryClient {
             }
             let response = match request.send().await {
                 Ok(response) => response,
+                // A refused certificate will be refused again: retrying only delays the
+                // answer (and hammers a host that may be an impostor).
+                Err(source) if certificate_problem(&source).is_some() => {
+                    return Err(self.request_error(url, source));
+                }
                 Err(source) if attempt < self.options.attempts => {
                     tracing::debug!(url, attempt, error = %source, "request failed; retrying");
                     self.backoff(attempt, None).await;
                     continue;
                 }
-                Err(source) => {
-                    return Err(RegistryError::Connect {
-                        url: url.to_owned(),
-                        source,
-                    });
-                }
+                Err(source) => return Err(self.request_error(url, source)),
             };
             let status = response.status();
+            // reqwest follows redirects (blob storage, CDNs) and drops the Authorization
+            // header when one leaves the registry's host. A challenge from such a host must
+            // not be answered with this registry's credentials, nor its token cached here.
+            if status == StatusCode::UNAUTHORIZED && !self.on_registry(registry, response.url()) {
+                return Err(RegistryError::ForeignChallenge {
+                    registry: registry.to_owned(),
+                    host: response.url().host_str().unwrap_or_default().to_owned(),
+                });
+            }
             if status == StatusCode::UNAUTHORIZED && !challenged {
                 challenged = true;
                 let challenge =
@@ -251,7 +396,7 @@ impl RegistryClient {
                 let hint = if self.options.credentials.for_registry(registry)?.is_some() {
                     "; check the username and password or token".to_owned()
                 } else {
-                    NEEDS_CREDENTIALS.to_owned()
+                    self.needs_credentials(registry)
                 };
                 return Err(RegistryError::Unauthorized {
                     registry: registry.to_owned(),
@@ -310,7 +455,7 @@ impl RegistryClient {
                 }),
                 None => Err(RegistryError::Unauthorized {
                     registry: registry.to_owned(),
-                    hint: NEEDS_CREDENTIALS.to_owned(),
+                    hint: self.needs_credentials(registry),
                 }),
             };
         }
@@ -319,6 +464,23 @@ impl RegistryClient {
                 "{registry} sent an unusable auth challenge: {challenge:?}"
             ))
         })?;
+        let realm_scheme = realm.split_once("://").map(|(scheme, _)| scheme);
+        match realm_scheme {
+            Some(scheme) if scheme.eq_ignore_ascii_case("https") => {}
+            Some(scheme) if scheme.eq_ignore_ascii_case("http") => {
+                if !self.plain_http(registry) {
+                    return Err(RegistryError::InsecureRealm {
+                        registry: registry.to_owned(),
+                        realm: realm.clone(),
+                    });
+                }
+            }
+            _ => {
+                return Err(RegistryError::Protocol(format!(
+                    "{registry} names a token service that is not an http(s) URL: {realm:?}"
+                )));
+            }
+        }
         let scope = parameters
             .get("scope")
             .cloned()
@@ -359,10 +521,7 @@ impl RegistryClient {
         let response = request
             .send()
             .await
-            .map_err(|source| RegistryError::Connect {
-                url: realm.clone(),
-                source,
-            })?;
+            .map_err(|source| self.request_error(realm, source))?;
         if response.status() == StatusCode::UNAUTHORIZED
             || response.status() == StatusCode::FORBIDDEN
         {
@@ -372,13 +531,9 @@ impl RegistryClient {
             });
         }
         let response = success(realm, response).await?;
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|source| RegistryError::Connect {
-                url: realm.clone(),
-                source,
-            })?;
+        let bytes = self
+            .read_capped(realm, response, "token response", MAX_TOKEN_BYTES)
+            .await?;
         let body: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| RegistryError::Protocol(format!("token service {realm}: {e}")))?;
         let token = body
@@ -422,12 +577,148 @@ async fn success(url: &str, response: Response) -> Result<Response, RegistryErro
         return Ok(response);
     }
     let status = response.status();
-    let body = response.text().await.unwrap_or_default();
+    // Only the start of an error body is shown; an endless one must not be read to its end.
+    let body = read_prefix(response, MAX_TOKEN_BYTES).await;
     Err(RegistryError::Http {
         url: url.to_owned(),
         status,
-        body,
+        body: String::from_utf8_lossy(&body).into_owned(),
     })
+}
+
+/// Up to `limit` bytes of a body; the rest is never read. Failures end the prefix.
+async fn read_prefix(response: Response, limit: u64) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        let room = usize::try_from(limit).unwrap_or(usize::MAX) - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() as u64 >= limit {
+            break;
+        }
+    }
+    body
+}
+
+impl RegistryClient {
+    /// A failed request as the user should read it: a stall, a refused certificate, or a
+    /// connection problem.
+    pub(crate) fn request_error(&self, url: &str, source: reqwest::Error) -> RegistryError {
+        if source.is_timeout() {
+            return RegistryError::Timeout {
+                url: url.to_owned(),
+                seconds: self.options.read_timeout.as_secs(),
+            };
+        }
+        if let Some(detail) = certificate_problem(&source) {
+            return RegistryError::Certificate {
+                url: url.to_owned(),
+                detail,
+            };
+        }
+        RegistryError::Connect {
+            url: url.to_owned(),
+            source,
+        }
+    }
+
+    /// The body, refused as soon as it exceeds `limit` bytes (by its Content-Length, or
+    /// while it streams).
+    pub(crate) async fn read_capped(
+        &self,
+        url: &str,
+        response: Response,
+        what: &'static str,
+        limit: u64,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let too_large = || RegistryError::TooLarge {
+            url: url.to_owned(),
+            what,
+            limit,
+        };
+        if response
+            .content_length()
+            .is_some_and(|length| length > limit)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|source| self.request_error(url, source))?;
+            if (body.len() + chunk.len()) as u64 > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+/// The certificate failure behind a request error, if that is what it is. Neither reqwest
+/// nor its TLS backends (rustls here, schannel on Windows) expose a typed certificate error
+/// through `reqwest::Error`, so the cause chain's messages are read.
+fn certificate_problem(error: &reqwest::Error) -> Option<String> {
+    let mut cause: Option<&dyn std::error::Error> = Some(error);
+    while let Some(current) = cause {
+        let text = current.to_string();
+        let lower = text.to_ascii_lowercase();
+        if lower.contains("certificate") || lower.contains("unknownissuer") {
+            return Some(text);
+        }
+        cause = current.source();
+    }
+    None
+}
+
+/// Refuses a digest that is not `algorithm:hex` of a known algorithm before it is put into
+/// a URL path (a hostile index could otherwise steer requests with `../` or `?`).
+pub fn validate_digest(digest: &str) -> Result<(), RegistryError> {
+    let valid = digest.split_once(':').is_some_and(|(algorithm, hex)| {
+        let length = match algorithm {
+            "sha256" => 64,
+            "sha512" => 128,
+            _ => return false,
+        };
+        hex.len() == length
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(RegistryError::BadDigest {
+            digest: digest.chars().take(200).collect(),
+        })
+    }
+}
+
+/// The host the distribution API of `registry` lives on.
+fn api_host(registry: &str) -> &str {
+    if registry == "docker.io" {
+        DOCKER_HUB_API
+    } else {
+        registry
+    }
+}
+
+/// Whether `registry` (`host`, `host:port`, `[v6]:port`) is this machine: the name
+/// `localhost`, or an address in 127.0.0.0/8 or `::1`. Decided from the parsed address, not
+/// the text, so `127.0.0.1.nip.io` is a remote host like any other (as containerd decides).
+pub fn is_loopback(registry: &str) -> bool {
+    let host = if let Some(rest) = registry.strip_prefix('[') {
+        rest.split_once(']').map_or(rest, |(inside, _)| inside)
+    } else {
+        match registry.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => registry,
+        }
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
 }
 
 /// `Bearer realm="…",service="…",scope="…"` → ("Bearer", {realm, service, scope}).

@@ -105,7 +105,8 @@ async fn load_then_save_then_load_keeps_the_image() {
             Some(&host("10.0.20348")),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .record;
     assert_eq!(record.os_version.as_deref(), Some("10.0.20348.2700"));
     assert!(record.index.is_some());
     assert!(record.layers.iter().all(|l| store.has_blob(l)));
@@ -120,10 +121,15 @@ async fn load_then_save_then_load_keeps_the_image() {
         .unwrap()
         .import(&other, None, None, "amd64", None)
         .await
-        .unwrap();
+        .unwrap()
+        .record;
     assert_eq!(
-        again.reference, "example/nanoserver:ltsc2022",
-        "the reference travels in the layout"
+        again.reference,
+        "example/nanoserver:ltsc2022"
+            .parse::<pane_spec::ImageReference>()
+            .unwrap()
+            .to_string(),
+        "the reference travels in the layout, normalised"
     );
     assert_eq!(
         (&again.manifest, &again.config, &again.layers),

@@ -230,7 +230,7 @@ impl Runtime for HcsRuntime {
         let credentials = auth.map(|auth| CredentialSource {
             inline: Some(auth.into()),
             docker_config: None,
-            environment: false,
+            environment: None,
         });
         let facts = self.images.ensure(image, policy, credentials).await?;
         let size = self

@@ -235,15 +235,22 @@ pub fn load(global: &GlobalArgs, args: &LoadArgs) -> Result<ExitCode, Failure> {
     };
     let store = store(&global.root)?;
     let layout = pane_oci::OciLayout::open(&args.dir)?;
-    let record = runtime()?.block_on(layout.import(
+    let loaded = runtime()?.block_on(layout.import(
         &store,
         args.tag.as_deref(),
         reference.as_deref(),
         "amd64",
         host_build.as_ref(),
     ))?;
+    let record = &loaded.record;
+    if let Some(previous) = &loaded.replaced {
+        eprintln!(
+            "pane: {} named {previous} until now; it names the loaded image from here on",
+            record.reference
+        );
+    }
     if global.json {
-        println!("{}", serde_json::to_string_pretty(&record)?);
+        println!("{}", serde_json::to_string_pretty(record)?);
     } else {
         println!("loaded {} ({})", record.reference, record.manifest);
     }

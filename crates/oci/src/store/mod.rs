@@ -1,17 +1,32 @@
 //! The content store: blobs addressed by digest, and image records naming them.
 //!
-//! Layout under the store root:
+//! Layout under the store root (created for its owner only, see [`private_dir`]):
 //! - `blobs/sha256/<hex>`: verified blobs, written once, never changed;
 //! - `ingest/<hex>.partial`: downloads in progress, kept across crashes so they resume;
-//! - `images.json`: reference → manifest digest (written atomically).
+//!   `ingest/<hex>.lock` is held by the one process writing it;
+//! - `leases/`: the blobs pulls in progress use but have not recorded yet;
+//! - `images.json`: reference → manifest digest (written atomically under `images.lock`).
 //!
-//! Nothing is counted by hand: a blob is in use while an image record reaches it (manifest,
-//! then its config and layers), so removing one of two images that share a layer keeps the
-//! layer, and prune deletes exactly what no record reaches.
+//! Nothing is counted by hand: a blob is in use while an image record or a live lease
+//! reaches it (manifest, then its config and layers), so removing one of two images that
+//! share a layer keeps the layer, and prune deletes exactly what nothing reaches.
+//!
+//! Several `pane` processes share one store. Each blob has one writer at a time across
+//! processes (its ingest lock), a commit never replaces a blob already there, record
+//! updates are read-modify-write under a cross-process lock, and prune excludes lease
+//! updates while it decides.
+
+mod file_lock;
+mod lease;
+mod private_dir;
+
+pub use file_lock::FileLock;
+pub use lease::Lease;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -39,6 +54,18 @@ pub enum StoreError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error(
+        "blob {digest} is already in the store with {existing} bytes, not the {size} verified \
+         ones; the store was changed behind pane's back: delete {path} and pull again"
+    )]
+    Conflict {
+        digest: String,
+        path: PathBuf,
+        existing: u64,
+        size: u64,
+    },
+    #[error("the store at {path} is not safe to use: {problem}")]
+    Unsafe { path: PathBuf, problem: String },
 }
 
 fn io_error(context: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
@@ -84,7 +111,25 @@ struct Records {
 pub struct Pruned {
     pub blobs: Vec<String>,
     pub bytes: u64,
+    /// Partial downloads nobody was writing.
+    pub partials: usize,
 }
+
+/// Held while one blob is written: the in-process slot, then the cross-process lock.
+#[derive(Debug)]
+pub struct DownloadSlot {
+    _local: tokio::sync::OwnedMutexGuard<()>,
+    _file: FileLock,
+}
+
+/// Held while the image records are read, changed and written back.
+struct RecordsGuard<'a> {
+    _local: tokio::sync::MutexGuard<'a, ()>,
+    _file: FileLock,
+}
+
+/// Distinguishes the temporary files of concurrent writers in one process.
+static TEMPORARY_SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
 /// A content store on disk. Clones share the in-process download locks.
 #[derive(Debug, Clone)]
@@ -113,7 +158,12 @@ fn hex_of(digest: &str) -> Result<&str, StoreError> {
 
 impl ContentStore {
     pub fn open(root: &Path) -> Result<Self, StoreError> {
-        for dir in [root.join("blobs/sha256"), root.join("ingest")] {
+        private_dir::ensure(root)?;
+        for dir in [
+            root.join("blobs/sha256"),
+            root.join("ingest"),
+            root.join("leases"),
+        ] {
             std::fs::create_dir_all(&dir).map_err(io_error("creating the store", &dir))?;
         }
         Ok(Self {
@@ -145,8 +195,13 @@ impl ContentStore {
             .map_err(io_error("reading a blob", &path))
     }
 
-    /// Holds the download slot of `digest`; a second puller waits here, then finds the blob.
-    pub async fn lock_download(&self, digest: &str) -> tokio::sync::OwnedMutexGuard<()> {
+    /// Holds the download slot of `digest`; a second puller, in this process or another,
+    /// waits here, then finds the blob.
+    pub async fn lock_download(&self, digest: &str) -> Result<DownloadSlot, StoreError> {
+        let lock_path = self
+            .root
+            .join("ingest")
+            .join(format!("{}.lock", hex_of(digest)?));
         let lock = {
             let mut locks = self
                 .downloads
@@ -154,7 +209,19 @@ impl ContentStore {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             Arc::clone(locks.entry(digest.to_owned()).or_default())
         };
-        lock.lock_owned().await
+        let local = lock.lock_owned().await;
+        let file = FileLock::acquire(&lock_path)
+            .await
+            .map_err(io_error("locking a download", &lock_path))?;
+        Ok(DownloadSlot {
+            _local: local,
+            _file: file,
+        })
+    }
+
+    /// A lease protecting the blobs a pull stores from prune until the pull records them.
+    pub async fn lease(&self) -> Result<Lease, StoreError> {
+        Lease::take(&self.root.join("leases")).await
     }
 
     /// Stores a small blob held in memory (manifests, configs), after checking it.
@@ -167,7 +234,7 @@ impl ContentStore {
             });
         }
         // Two pulls of one image store the same manifest and config: one writes, one finds it.
-        let _slot = self.lock_download(digest).await;
+        let _slot = self.lock_download(digest).await?;
         if self.has_blob(digest) {
             return Ok(());
         }
@@ -178,7 +245,8 @@ impl ContentStore {
         file.write_all(bytes)
             .await
             .map_err(io_error("writing a blob", &partial))?;
-        self.commit(digest, file, &partial).await
+        self.commit(digest, file, &partial, bytes.len() as u64)
+            .await
     }
 
     /// Opens the partial download of `digest` to append to it, returning the hasher fed with
@@ -216,34 +284,33 @@ impl ContentStore {
         })
     }
 
-    /// Copies a blob file into the store, verifying it on the way.
-    pub async fn put_file(
+    /// Copies an opened blob file into the store, verifying it on the way; at most `size`
+    /// bytes (and one more, to see that there are no more) are read.
+    pub async fn put_opened(
         &self,
         digest: &str,
-        source: &Path,
-        size: Option<u64>,
+        source: std::fs::File,
+        size: u64,
     ) -> Result<(), StoreError> {
-        let _slot = self.lock_download(digest).await;
+        let _slot = self.lock_download(digest).await?;
         if self.has_blob(digest) {
             return Ok(());
         }
         let mut ingest = self.resume(digest).await?;
         ingest.restart().await?;
-        let mut file = tokio::fs::File::open(source)
-            .await
-            .map_err(io_error("reading a blob to import", source))?;
+        let mut file = tokio::fs::File::from_std(source).take(size.saturating_add(1));
         let mut buffer = vec![0u8; 256 << 10];
         loop {
             let n = file
                 .read(&mut buffer)
                 .await
-                .map_err(io_error("reading a blob to import", source))?;
+                .map_err(io_error("reading a blob to import", &ingest.path))?;
             if n == 0 {
                 break;
             }
             ingest.write(&buffer[..n]).await?;
         }
-        self.finish(ingest, size).await
+        self.finish(ingest, Some(size)).await
     }
 
     /// Verifies a finished ingest and moves it into place; on mismatch it is deleted.
@@ -277,21 +344,48 @@ impl ContentStore {
                 problem,
             });
         }
-        self.commit(&digest, file, &path).await
+        self.commit(&digest, file, &path, written).await
     }
 
     /// fsync, then rename into `blobs/`: a blob is either whole and verified or absent.
+    /// The caller holds the blob's download slot, so nobody else writes this partial; its
+    /// length is checked once more anyway, and a blob already in place is never replaced.
     async fn commit(
         &self,
         digest: &str,
         file: tokio::fs::File,
         partial: &Path,
+        size: u64,
     ) -> Result<(), StoreError> {
         file.sync_all()
             .await
             .map_err(io_error("syncing a blob", partial))?;
+        let on_disk = file
+            .metadata()
+            .await
+            .map_err(io_error("syncing a blob", partial))?
+            .len();
         drop(file);
+        if on_disk != size {
+            let _ = tokio::fs::remove_file(partial).await;
+            return Err(StoreError::Mismatch {
+                expected: digest.to_owned(),
+                problem: format!("{on_disk} bytes on disk after {size} were written and verified"),
+            });
+        }
         let target = self.blob_path(digest)?;
+        if let Ok(existing) = tokio::fs::symlink_metadata(&target).await {
+            let _ = tokio::fs::remove_file(partial).await;
+            if existing.is_file() && existing.len() == size {
+                return Ok(());
+            }
+            return Err(StoreError::Conflict {
+                digest: digest.to_owned(),
+                path: target,
+                existing: existing.len(),
+                size,
+            });
+        }
         tokio::fs::rename(partial, &target)
             .await
             .map_err(io_error("moving a blob into place", &target))?;
@@ -316,28 +410,54 @@ impl ContentStore {
         }
     }
 
+    /// Takes the records for a read-modify-write, in this process and across processes.
+    async fn lock_records(&self) -> Result<RecordsGuard<'_>, StoreError> {
+        let local = self.records.lock().await;
+        let path = self.root.join("images.lock");
+        let file = FileLock::acquire(&path)
+            .await
+            .map_err(io_error("locking the image records", &path))?;
+        Ok(RecordsGuard {
+            _local: local,
+            _file: file,
+        })
+    }
+
     /// Write, fsync, rename: a crash leaves the old records or the new, never half of one.
+    /// The temporary name is this writer's own, so no other writer can rename it away.
     fn save_records(&self, records: &Records) -> Result<(), StoreError> {
         let path = self.records_path();
-        let temporary = self.root.join("images.json.tmp");
+        let temporary = self.root.join(format!(
+            "images.json.{}.{}.tmp",
+            std::process::id(),
+            TEMPORARY_SEQUENCE.fetch_add(1, Ordering::Relaxed)
+        ));
         let bytes = serde_json::to_vec_pretty(records).map_err(|source| StoreError::Records {
             path: path.clone(),
             source,
         })?;
         let write = || -> io::Result<()> {
-            let mut file = std::fs::File::create(&temporary)?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temporary)?;
             io::Write::write_all(&mut file, &bytes)?;
             file.sync_all()?;
             std::fs::rename(&temporary, &path)
         };
-        write().map_err(io_error("writing image records", &path))
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&temporary);
+            io_error("writing image records", &path)(e)
+        })
     }
 
-    pub async fn add_image(&self, record: ImageRecord) -> Result<(), StoreError> {
-        let _guard = self.records.lock().await;
+    /// Records an image under its reference, returning the record it replaced.
+    pub async fn add_image(&self, record: ImageRecord) -> Result<Option<ImageRecord>, StoreError> {
+        let _guard = self.lock_records().await?;
         let mut records = self.load_records()?;
-        records.images.insert(record.reference.clone(), record);
-        self.save_records(&records)
+        let previous = records.images.insert(record.reference.clone(), record);
+        self.save_records(&records)?;
+        Ok(previous)
     }
 
     pub fn image(&self, reference: &str) -> Result<ImageRecord, StoreError> {
@@ -355,7 +475,7 @@ impl ContentStore {
 
     /// Names `target` as another reference to `source`'s image.
     pub async fn tag(&self, source: &str, target: &str) -> Result<(), StoreError> {
-        let _guard = self.records.lock().await;
+        let _guard = self.lock_records().await?;
         let mut records = self.load_records()?;
         let mut record =
             records
@@ -372,7 +492,7 @@ impl ContentStore {
 
     /// Removes a reference; its blobs stay until [`ContentStore::prune`].
     pub async fn untag(&self, reference: &str) -> Result<ImageRecord, StoreError> {
-        let _guard = self.records.lock().await;
+        let _guard = self.lock_records().await?;
         let mut records = self.load_records()?;
         let record = records
             .images
@@ -402,13 +522,18 @@ impl ContentStore {
     /// As [`ContentStore::prune`], also keeping the images of `keep` (those of containers
     /// whose reference was removed while they exist).
     pub async fn prune_except(&self, keep: &[ImageRecord]) -> Result<Pruned, StoreError> {
-        let _guard = self.records.lock().await;
+        let _guard = self.lock_records().await?;
+        // While prune decides, no pull can lease another blob (it waits), and every blob a
+        // pull has leased so far is kept.
+        let _leases = Lease::exclude_new(&self.root.join("leases")).await?;
+        let leased = Lease::live_digests(&self.root.join("leases"))?;
         let records = self.load_records()?;
         let live: BTreeSet<&String> = records
             .images
             .values()
             .chain(keep)
             .flat_map(ImageRecord::blobs)
+            .chain(&leased)
             .collect();
         let mut pruned = Pruned::default();
         let dir = self.root.join("blobs/sha256");
@@ -425,7 +550,28 @@ impl ContentStore {
             }
         }
         pruned.blobs.sort();
+        pruned.partials = self.remove_stale_partials()?;
         Ok(pruned)
+    }
+
+    /// Deletes partial downloads whose ingest lock nobody holds (their writer is gone).
+    fn remove_stale_partials(&self) -> Result<usize, StoreError> {
+        let dir = self.root.join("ingest");
+        let entries = std::fs::read_dir(&dir).map_err(io_error("listing downloads", &dir))?;
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(hex) = name.strip_suffix(".partial") else {
+                continue;
+            };
+            let lock = dir.join(format!("{hex}.lock"));
+            if let Ok(Some(_held)) = FileLock::try_acquire(&lock)
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 }
 
@@ -459,6 +605,12 @@ impl Ingest {
     /// partial file while a later resume in this process measures it.
     pub async fn settle(mut self) {
         let _ = self.file.flush().await;
+    }
+
+    /// Deletes the partial download (its bytes were refused).
+    pub async fn discard(self) {
+        drop(self.file);
+        let _ = tokio::fs::remove_file(&self.path).await;
     }
 
     /// Starts over (the server ignored a range request).
