@@ -1,0 +1,542 @@
+//! Pulls from registries that lie, stall, flood and phish, each scripted by the test: every
+//! one must end in a clear error, with nothing left in the store and no secret sent where it
+//! does not belong.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+#[path = "support/hostile.rs"]
+mod hostile;
+
+use std::path::Path;
+use std::time::Duration;
+
+use hostile::{Hostile, Image, OCI_INDEX, OCI_MANIFEST, Reply, Request};
+use pane_oci::ContentStore;
+use pane_oci::credentials::{CredentialSource, Credentials, EnvironmentCredentials};
+use pane_oci::pull::{PullError, PullOptions, Puller, Quiet};
+use pane_oci::registry::{RegistryClient, RegistryError, RegistryOptions};
+use pane_spec::ImageReference;
+
+fn client(credentials: CredentialSource) -> RegistryClient {
+    RegistryClient::new(RegistryOptions {
+        credentials,
+        attempts: 2,
+        first_backoff: Duration::from_millis(10),
+        read_timeout: Duration::from_secs(2),
+        ..RegistryOptions::default()
+    })
+    .unwrap()
+}
+
+fn no_credentials() -> CredentialSource {
+    CredentialSource::default()
+}
+
+fn basic(username: &str, password: &str) -> Credentials {
+    Credentials::Basic {
+        username: username.into(),
+        password: password.into(),
+    }
+}
+
+async fn pull(
+    registry: &Hostile,
+    credentials: CredentialSource,
+    root: &Path,
+) -> Result<pane_oci::ImageRecord, PullError> {
+    let store = ContentStore::open(root).unwrap();
+    let reference: ImageReference = format!("{}/windows/app:v1", registry.host())
+        .parse()
+        .unwrap();
+    Puller::new(client(credentials), store)
+        .pull(&reference, &PullOptions::default(), &Quiet)
+        .await
+}
+
+/// No blob, partial or record is left in the store.
+fn assert_store_empty(root: &Path) {
+    let blobs = std::fs::read_dir(root.join("blobs/sha256"))
+        .unwrap()
+        .count();
+    let partials = std::fs::read_dir(root.join("ingest"))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".partial")
+        })
+        .count();
+    assert_eq!((blobs, partials), (0, 0), "the store keeps nothing");
+    let store = ContentStore::open(root).unwrap();
+    assert!(store.images().unwrap().is_empty());
+}
+
+/// A registry that demands Basic credentials for everything but `/v2/`'s probe, and
+/// records what it was sent.
+fn demanding_basic(image: Image) -> impl Fn(&Request) -> Reply + Send + Sync {
+    move |request| {
+        if request.header("authorization").is_none() {
+            return Reply::status(401).with_header("WWW-Authenticate", r#"Basic realm="test""#);
+        }
+        image.reply("windows/app", request)
+    }
+}
+
+fn authorizations(registry: &Hostile) -> Vec<String> {
+    registry
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("authorization").map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn environment_credentials_go_only_to_the_registry_they_are_bound_to() {
+    let image = Image::new(vec![1; 100], 100);
+    let registry = Hostile::start(demanding_basic(image)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = CredentialSource {
+        environment: Some(EnvironmentCredentials {
+            registry: Some("registry.example.com".into()),
+            credentials: basic("bot", "s3cret"),
+        }),
+        ..CredentialSource::default()
+    };
+    let error = pull(&registry, elsewhere, dir.path()).await.unwrap_err();
+    assert!(authorizations(&registry).is_empty(), "no credentials sent");
+    let message = error.to_string();
+    assert!(
+        message.contains("bound to registry.example.com"),
+        "{message}"
+    );
+
+    let unbound = CredentialSource {
+        environment: Some(EnvironmentCredentials {
+            registry: None,
+            credentials: basic("bot", "s3cret"),
+        }),
+        ..CredentialSource::default()
+    };
+    let error = pull(&registry, unbound, dir.path()).await.unwrap_err();
+    assert!(authorizations(&registry).is_empty(), "no credentials sent");
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("PANE_REGISTRY={}", registry.host())),
+        "{error}"
+    );
+
+    let bound = CredentialSource {
+        environment: Some(EnvironmentCredentials {
+            registry: Some(registry.host()),
+            credentials: basic("bot", "s3cret"),
+        }),
+        ..CredentialSource::default()
+    };
+    pull(&registry, bound, dir.path()).await.unwrap();
+    assert!(!authorizations(&registry).is_empty());
+}
+
+#[tokio::test]
+async fn a_challenge_from_a_redirect_target_is_not_answered() {
+    let image = Image::new(vec![2; 100], 100);
+    let harvester = Hostile::start(|_: &Request| {
+        Reply::status(401).with_header("WWW-Authenticate", r#"Basic realm="storage""#)
+    })
+    .await;
+    let layer_digest = image.layer_digest.clone();
+    let target = format!("http://{}/storage/layer", harvester.host());
+    let registry = Hostile::start(move |request: &Request| {
+        if request.path.ends_with(&layer_digest) {
+            Reply::status(307).with_header("Location", &target)
+        } else {
+            image.reply("windows/app", request)
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let inline = CredentialSource {
+        inline: Some(basic("bot", "s3cret")),
+        ..CredentialSource::default()
+    };
+    let error = pull(&registry, inline, dir.path()).await.unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            PullError::Registry(RegistryError::ForeignChallenge { .. })
+        ),
+        "{error}"
+    );
+    assert!(
+        authorizations(&harvester).is_empty(),
+        "the redirect target never receives the registry's credentials"
+    );
+    assert_eq!(harvester.requests().len(), 1, "and is not asked twice");
+}
+
+#[tokio::test]
+async fn an_endless_manifest_is_cut_at_four_mebibytes() {
+    let registry = Hostile::start(|request: &Request| {
+        if request.path == "/v2/" {
+            return Reply::status(200);
+        }
+        Reply::Endless {
+            status: 200,
+            headers: vec![("Content-Type".into(), OCI_MANIFEST.into())],
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let error = pull(&registry, no_credentials(), dir.path())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            PullError::Registry(RegistryError::TooLarge { limit, .. }) if *limit == 4 << 20
+        ),
+        "{error}"
+    );
+    assert_store_empty(dir.path());
+}
+
+#[tokio::test]
+async fn a_declared_oversized_manifest_is_refused_before_reading() {
+    let registry = Hostile::start(|_: &Request| Reply::Full {
+        status: 200,
+        headers: vec![
+            ("Content-Type".into(), OCI_MANIFEST.into()),
+            ("Content-Length".into(), "1099511627776".into()),
+        ],
+        body: Vec::new(),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let error = pull(&registry, no_credentials(), dir.path())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("larger than"), "{error}");
+}
+
+#[tokio::test]
+async fn an_endless_layer_stops_at_its_declared_size_and_leaves_nothing() {
+    let image = Image::new(vec![3; 10 << 10], 10 << 10);
+    let layer_digest = image.layer_digest.clone();
+    let registry = Hostile::start(move |request: &Request| {
+        if request.path.ends_with(&layer_digest) {
+            Reply::Endless {
+                status: 200,
+                headers: Vec::new(),
+            }
+        } else {
+            image.reply("windows/app", request)
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let error = pull(&registry, no_credentials(), dir.path())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, PullError::Oversized { size, .. } if *size == 10 << 10),
+        "{error}"
+    );
+    let partials = std::fs::read_dir(dir.path().join("ingest"))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".partial")
+        })
+        .count();
+    assert_eq!(partials, 0, "the refused download is discarded");
+    assert!(
+        ContentStore::open(dir.path())
+            .unwrap()
+            .images()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_config_longer_than_its_descriptor_is_refused() {
+    let image = Image::new(vec![4; 100], 100);
+    let config_digest = image.config_digest.clone();
+    let registry = Hostile::start(move |request: &Request| {
+        if request.path.ends_with(&config_digest) {
+            Reply::Endless {
+                status: 200,
+                headers: Vec::new(),
+            }
+        } else {
+            image.reply("windows/app", request)
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let error = pull(&registry, no_credentials(), dir.path())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            PullError::Registry(RegistryError::TooLarge {
+                what: "image config",
+                ..
+            })
+        ),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_registry_that_never_answers_times_out() {
+    let registry = Hostile::start(|_: &Request| Reply::Silent).await;
+    let dir = tempfile::tempdir().unwrap();
+    let error = tokio::time::timeout(
+        Duration::from_secs(60),
+        pull(&registry, no_credentials(), dir.path()),
+    )
+    .await
+    .expect("the pull ends on its own")
+    .unwrap_err();
+    assert!(
+        matches!(&error, PullError::Registry(RegistryError::Timeout { .. })),
+        "{error}"
+    );
+    assert!(error.to_string().contains("--registry-timeout"), "{error}");
+}
+
+#[tokio::test]
+async fn a_layer_that_stalls_mid_body_times_out_without_resuming_forever() {
+    let image = Image::new(vec![5; 100], 100);
+    let layer_digest = image.layer_digest.clone();
+    let registry = Hostile::start(move |request: &Request| {
+        if request.path.ends_with(&layer_digest) {
+            Reply::Silent
+        } else {
+            image.reply("windows/app", request)
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let error = tokio::time::timeout(
+        Duration::from_secs(60),
+        pull(&registry, no_credentials(), dir.path()),
+    )
+    .await
+    .expect("the pull ends on its own")
+    .unwrap_err();
+    assert!(error.to_string().contains("no answer"), "{error}");
+}
+
+#[tokio::test]
+async fn an_endless_token_response_is_cut() {
+    let token_service = Hostile::start(|_: &Request| Reply::Endless {
+        status: 200,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+    })
+    .await;
+    let realm = format!("http://{}/token", token_service.host());
+    let registry = Hostile::start(move |_: &Request| {
+        Reply::status(401).with_header(
+            "WWW-Authenticate",
+            &format!(r#"Bearer realm="{realm}",service="test""#),
+        )
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let error = pull(&registry, no_credentials(), dir.path())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            PullError::Registry(RegistryError::TooLarge {
+                what: "token response",
+                ..
+            })
+        ),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn an_endless_error_body_is_read_only_in_part() {
+    let registry = Hostile::start(|_: &Request| Reply::Endless {
+        status: 400,
+        headers: Vec::new(),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let error = tokio::time::timeout(
+        Duration::from_secs(60),
+        pull(&registry, no_credentials(), dir.path()),
+    )
+    .await
+    .expect("the error body is not read to its (missing) end")
+    .unwrap_err();
+    assert!(
+        matches!(&error, PullError::Registry(RegistryError::Http { .. })),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_document_that_is_both_index_and_manifest_is_refused() {
+    let image = Image::new(vec![6; 100], 100);
+    let mut both: serde_json::Value = serde_json::from_slice(&image.manifest).unwrap();
+    both["manifests"] = serde_json::json!([]);
+    let both = serde_json::to_vec(&both).unwrap();
+    let registry = Hostile::start(move |request: &Request| {
+        if request.path.contains("/manifests/") {
+            Reply::ok(OCI_MANIFEST, both.clone())
+        } else {
+            image.reply("windows/app", request)
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let error = pull(&registry, no_credentials(), dir.path())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("CVE-2021-41190"), "{error}");
+    assert_store_empty(dir.path());
+}
+
+#[tokio::test]
+async fn a_manifest_served_as_an_index_is_refused() {
+    let image = Image::new(vec![7; 100], 100);
+    let manifest = image.manifest.clone();
+    let registry = Hostile::start(move |request: &Request| {
+        if request.path.contains("/manifests/") {
+            Reply::ok(OCI_INDEX, manifest.clone())
+        } else {
+            image.reply("windows/app", request)
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let error = pull(&registry, no_credentials(), dir.path())
+        .await
+        .unwrap_err();
+    assert!(matches!(&error, PullError::BadManifest { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn a_config_of_another_artifact_type_is_refused() {
+    let image = Image::new(vec![8; 100], 100);
+    let mut manifest: serde_json::Value = serde_json::from_slice(&image.manifest).unwrap();
+    manifest["config"]["mediaType"] = "application/vnd.cncf.helm.config.v1+json".into();
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    let registry = Hostile::start(move |request: &Request| {
+        if request.path.contains("/manifests/") {
+            Reply::ok(OCI_MANIFEST, manifest.clone())
+        } else {
+            image.reply("windows/app", request)
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let error = pull(&registry, no_credentials(), dir.path())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("helm"), "{error}");
+}
+
+#[tokio::test]
+async fn an_index_entry_digest_is_checked_before_it_reaches_a_url() {
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [{
+            "mediaType": OCI_MANIFEST,
+            "digest": "sha256:../../../v2/other/manifests/x",
+            "size": 10,
+            "platform": {"os": "windows", "architecture": "amd64", "os.version": "10.0.20348.1"}
+        }]
+    }))
+    .unwrap();
+    let registry = Hostile::start(move |request: &Request| {
+        if request.path.contains("/manifests/v1") {
+            Reply::ok(OCI_INDEX, index.clone())
+        } else {
+            Reply::status(404)
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let error = pull(&registry, no_credentials(), dir.path())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, PullError::Registry(RegistryError::BadDigest { .. })),
+        "{error}"
+    );
+    assert!(
+        registry.requests().iter().all(|r| !r.path.contains("..")),
+        "no request carries the hostile digest"
+    );
+}
+
+#[tokio::test]
+async fn a_foreign_layer_url_over_plain_http_is_refused() {
+    let image = Image::new(vec![9; 100], 100);
+    let mut manifest: serde_json::Value = serde_json::from_slice(&image.manifest).unwrap();
+    manifest["layers"][0]["mediaType"] =
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip".into();
+    manifest["layers"][0]["urls"] = serde_json::json!(["http://127.0.0.1:9/layer"]);
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    let registry = Hostile::start(move |request: &Request| {
+        if request.path.contains("/manifests/") {
+            Reply::ok(OCI_MANIFEST, manifest.clone())
+        } else {
+            image.reply("windows/app", request)
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = ContentStore::open(dir.path()).unwrap();
+    let reference: ImageReference = format!("{}/windows/app:v1", registry.host())
+        .parse()
+        .unwrap();
+    let options = PullOptions {
+        allow_foreign_layers: true,
+        ..PullOptions::default()
+    };
+    let error = Puller::new(client(no_credentials()), store)
+        .pull(&reference, &options, &Quiet)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("HTTPS only"), "{error}");
+}
+
+#[tokio::test]
+async fn the_client_never_shows_its_tokens() {
+    let token_service = Hostile::start(|_: &Request| {
+        Reply::ok(
+            "application/json",
+            br#"{"token":"TOKEN-SECRET-123"}"#.to_vec(),
+        )
+    })
+    .await;
+    let image = Image::new(vec![10; 100], 100);
+    let realm = format!("http://{}/token", token_service.host());
+    let registry = Hostile::start(move |request: &Request| {
+        if request.header("authorization") == Some("Bearer TOKEN-SECRET-123") {
+            image.reply("windows/app", request)
+        } else {
+            Reply::status(401).with_header(
+                "WWW-Authenticate",
+                &format!(r#"Bearer realm="{realm}",service="test""#),
+            )
+        }
+    })
+    .await;
+    let client = client(no_credentials());
+    client
+        .manifest(&registry.host(), "windows/app", "v1")
+        .await
+        .unwrap();
+    let shown = format!("{client:?}");
+    assert!(!shown.contains("TOKEN-SECRET-123"), "{shown}");
+    assert!(shown.contains("windows/app"), "{shown}");
+}
