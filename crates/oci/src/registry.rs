@@ -768,6 +768,163 @@ mod tests {
     }
 
     #[test]
+    fn loopback_is_decided_from_the_parsed_address() {
+        for loopback in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1",
+            "127.0.0.1:5000",
+            "127.1.2.3:80",
+            "[::1]:5000",
+            "LOCALHOST:5000",
+        ] {
+            assert!(is_loopback(loopback), "{loopback}");
+        }
+        for remote in [
+            "127.0.0.1.nip.io",
+            "127.0.0.1.nip.io:5000",
+            "127.attacker.example",
+            "localhost.attacker.example:5000",
+            "10.0.0.1:5000",
+            "[::2]:5000",
+            "mcr.microsoft.com",
+        ] {
+            assert!(!is_loopback(remote), "{remote}");
+        }
+        let client = RegistryClient::new(RegistryOptions::default()).unwrap();
+        assert_eq!(
+            client.base_url("127.0.0.1.nip.io:5000"),
+            "https://127.0.0.1.nip.io:5000"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_plain_http_token_realm_of_an_https_registry_is_refused() {
+        let client = RegistryClient::new(RegistryOptions {
+            credentials: CredentialSource {
+                inline: Some(Credentials::Basic {
+                    username: "bot".into(),
+                    password: "s3cret".into(),
+                }),
+                ..CredentialSource::default()
+            },
+            ..RegistryOptions::default()
+        })
+        .unwrap();
+        // Port 9 (discard) on loopback: were the realm contacted, this would fail otherwise.
+        let challenge = r#"Bearer realm="http://127.0.0.1:9/token",service="x""#;
+        let error = client
+            .answer_challenge("registry.example.com", "app", challenge)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, RegistryError::InsecureRealm { .. }),
+            "{error}"
+        );
+        let error = client
+            .answer_challenge(
+                "registry.example.com",
+                "app",
+                r#"Bearer realm="file:///etc/x""#,
+            )
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("not an http(s) URL"), "{error}");
+    }
+
+    #[test]
+    fn digests_are_checked_before_they_reach_a_url() {
+        assert!(validate_digest(&format!("sha256:{}", "a".repeat(64))).is_ok());
+        for bad in [
+            "sha256:../../etc/passwd",
+            "sha256:ABCDEF",
+            &format!("sha256:{}?x=1", "a".repeat(64)),
+            &format!("md5:{}", "a".repeat(32)),
+            "",
+        ] {
+            assert!(validate_digest(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_output_shows_scopes_not_authorizations() {
+        let client = RegistryClient::new(RegistryOptions::default()).unwrap();
+        client.set_authorization("r.example/app", "Bearer very-secret-token".to_owned());
+        let shown = format!("{client:?}");
+        assert!(!shown.contains("very-secret-token"), "{shown}");
+        assert!(shown.contains("r.example/app"), "{shown}");
+    }
+
+    /// A TLS server with a self-signed certificate (openssl makes it, Python serves it) that
+    /// counts the connections it accepts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_certificate_is_not_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let made = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=localhost", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl is needed for this test (apt-get install openssl)");
+        assert!(made.success());
+        let script = r"
+import socket, ssl, sys
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[1], sys.argv[2])
+server = socket.socket()
+server.bind(('127.0.0.1', 0))
+server.listen(16)
+print(server.getsockname()[1], flush=True)
+while True:
+    connection, _ = server.accept()
+    print('accepted', flush=True)
+    try:
+        context.wrap_socket(connection, server_side=True).close()
+    except Exception:
+        connection.close()
+";
+        let mut server = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(&cert)
+            .arg(&key)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 is needed for this test");
+        let mut lines =
+            std::io::BufRead::lines(std::io::BufReader::new(server.stdout.take().unwrap()));
+        let port: u16 = lines.next().unwrap().unwrap().trim().parse().unwrap();
+        let client = RegistryClient::new(RegistryOptions {
+            attempts: 5,
+            first_backoff: Duration::from_millis(10),
+            ..RegistryOptions::default()
+        })
+        .unwrap();
+        let url = format!("https://127.0.0.1:{port}/v2/");
+        let error = client
+            .send("tls.example", "app", &url, |request| request)
+            .await
+            .unwrap_err();
+        let _ = server.kill();
+        let _ = server.wait();
+        let accepted = lines
+            .map_while(Result::ok)
+            .filter(|l| l == "accepted")
+            .count();
+        assert!(
+            matches!(error, RegistryError::Certificate { .. }),
+            "{error}"
+        );
+        assert_eq!(accepted, 1, "one attempt, not five");
+    }
+
+    #[test]
     fn loopback_and_insecure_registries_use_plain_http() {
         let client = RegistryClient::new(RegistryOptions {
             insecure: vec!["10.0.0.5:5000".into()],
