@@ -138,3 +138,196 @@ async fn load_then_save_then_load_keeps_the_image() {
     let facts = other.image_facts(&again).await.unwrap();
     assert_eq!(facts.cmd, [r"c:\windows\system32\cmd.exe"]);
 }
+
+/// A copy of the example layout to break.
+fn copy_of_example() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("blobs/sha256")).unwrap();
+    for name in ["oci-layout", "index.json"] {
+        std::fs::copy(example().join(name), dir.path().join(name)).unwrap();
+    }
+    for entry in std::fs::read_dir(example().join("blobs/sha256")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(
+            entry.path(),
+            dir.path().join("blobs/sha256").join(entry.file_name()),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+async fn load(dir: &Path, reference: Option<&str>) -> Result<pane_oci::LoadedImage, LayoutError> {
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = pane_oci::ContentStore::open(store_dir.path()).unwrap();
+    OciLayout::open(dir)?
+        .import(
+            &store,
+            Some("ltsc2022"),
+            reference,
+            "amd64",
+            Some(&host("10.0.20348")),
+        )
+        .await
+}
+
+fn largest_blob(dir: &Path) -> PathBuf {
+    std::fs::read_dir(dir.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap()
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_layout_whose_files_are_links_or_fifos_is_refused() {
+    let linked = copy_of_example();
+    std::fs::remove_file(linked.path().join("index.json")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", linked.path().join("index.json")).unwrap();
+    let error = load(linked.path(), Some("a/b:c")).await.unwrap_err();
+    assert!(matches!(error, LayoutError::NotRegular { .. }), "{error}");
+
+    let fifo = copy_of_example();
+    let layer = largest_blob(fifo.path());
+    std::fs::remove_file(&layer).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&layer)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let error = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        load(fifo.path(), Some("a/b:c")),
+    )
+    .await
+    .expect("a FIFO does not hang the load")
+    .unwrap_err();
+    assert!(matches!(error, LayoutError::NotRegular { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn a_blob_longer_than_its_descriptor_is_refused() {
+    let dir = copy_of_example();
+    let layer = largest_blob(dir.path());
+    let mut bytes = std::fs::read(&layer).unwrap();
+    bytes.extend_from_slice(&[0; 4096]);
+    std::fs::write(&layer, bytes).unwrap();
+    let error = load(dir.path(), Some("a/b:c")).await.unwrap_err();
+    assert!(
+        error.to_string().contains("bytes received") || error.to_string().contains("larger"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn layout_names_are_parsed_normalised_and_never_printed_raw() {
+    let dir = copy_of_example();
+    // The example tags its image with a bare tag, which names no repository.
+    let error = load(dir.path(), None).await.unwrap_err();
+    assert!(
+        matches!(&error, LayoutError::UnnamedImage { name } if name == "ltsc2022"),
+        "{error}"
+    );
+    let index_path = dir.path().join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let set_name = |index: &mut serde_json::Value, name: &str| {
+        index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] = name.into();
+    };
+    set_name(&mut index, "evil/\u{1b}[31mred:ltsc2022");
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = pane_oci::ContentStore::open(store_dir.path()).unwrap();
+    let layout = OciLayout::open(dir.path()).unwrap();
+    let error = layout
+        .import(&store, None, None, "amd64", Some(&host("10.0.20348")))
+        .await
+        .unwrap_err();
+    let shown = error.to_string();
+    assert!(!shown.contains('\u{1b}'), "{shown:?}");
+
+    set_name(&mut index, "example/nanoserver:ltsc2022");
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    let layout = OciLayout::open(dir.path()).unwrap();
+    let loaded = layout
+        .import(&store, None, None, "amd64", Some(&host("10.0.20348")))
+        .await
+        .unwrap();
+    assert_eq!(
+        loaded.record.reference,
+        "docker.io/example/nanoserver:ltsc2022"
+    );
+    assert_eq!(loaded.replaced, None);
+    // The same name, loaded for another build: the reference now names another image.
+    let again = layout
+        .import(&store, None, None, "amd64", Some(&host("10.0.26100")))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.replaced.as_deref(),
+        Some(loaded.record.manifest.as_str())
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn save_never_writes_through_a_link_and_merges_into_a_layout() {
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = pane_oci::ContentStore::open(store_dir.path()).unwrap();
+    let layout = OciLayout::open(&example()).unwrap();
+    let record = layout
+        .import(
+            &store,
+            Some("ltsc2022"),
+            Some("example/nanoserver:ltsc2022"),
+            "amd64",
+            Some(&host("10.0.20348")),
+        )
+        .await
+        .unwrap()
+        .record;
+
+    let target = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), target.path().join("blobs")).unwrap();
+    let error = pane_oci::layout::export(&store, &record, target.path())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, LayoutError::Obstructed { .. }), "{error}");
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+
+    // A planted link where a blob goes is refused, not followed.
+    let target = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    std::fs::write(&victim, b"host file").unwrap();
+    std::fs::create_dir_all(target.path().join("blobs/sha256")).unwrap();
+    std::os::unix::fs::symlink(
+        &victim,
+        target
+            .path()
+            .join("blobs/sha256")
+            .join(record.config.trim_start_matches("sha256:")),
+    )
+    .unwrap();
+    let error = pane_oci::layout::export(&store, &record, target.path())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("not a regular file"), "{error}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"host file");
+
+    // Saving into a layout keeps the images already there.
+    let merged = copy_of_example();
+    pane_oci::layout::export(&store, &record, merged.path())
+        .await
+        .unwrap();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(merged.path().join("index.json")).unwrap()).unwrap();
+    let names: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str())
+        .collect();
+    assert_eq!(names, ["ltsc2022", "example/nanoserver:ltsc2022"]);
+}

@@ -705,6 +705,79 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn prune_removes_partials_nobody_writes_and_keeps_the_one_being_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        let (stale, live) = (sha256_digest(b"stale"), sha256_digest(b"live"));
+        let mut abandoned = store.resume(&stale).await.unwrap();
+        abandoned.write(b"sta").await.unwrap();
+        abandoned.settle().await;
+        let _writing = store.lock_download(&live).await.unwrap();
+        let mut current = store.resume(&live).await.unwrap();
+        current.write(b"li").await.unwrap();
+        let pruned = store.prune().await.unwrap();
+        assert_eq!(pruned.partials, 1);
+        assert!(!store.partial_path(&stale).unwrap().exists());
+        assert!(store.partial_path(&live).unwrap().exists());
+    }
+
+    #[tokio::test]
+    async fn a_leased_blob_outlives_prune_until_the_lease_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        // A second handle stands for another process: it shares no in-process state.
+        let other = ContentStore::open(dir.path()).unwrap();
+        let digest = sha256_digest(b"pulled, not yet recorded");
+        let lease = store.lease().await.unwrap();
+        lease.protect(&digest).await.unwrap();
+        store
+            .put_bytes(&digest, b"pulled, not yet recorded")
+            .await
+            .unwrap();
+        assert!(other.prune().await.unwrap().blobs.is_empty());
+        assert!(store.has_blob(&digest));
+        drop(lease);
+        assert_eq!(other.prune().await.unwrap().blobs, [digest]);
+    }
+
+    #[tokio::test]
+    async fn a_dead_pulls_lease_protects_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        let digest = sha256_digest(b"orphan");
+        store.put_bytes(&digest, b"orphan").await.unwrap();
+        // What a killed pull leaves: a list whose lock nobody holds.
+        let leases = dir.path().join("leases");
+        std::fs::write(leases.join("1-2-3.list"), format!("{digest}\n")).unwrap();
+        std::fs::write(leases.join("1-2-3.lock"), b"").unwrap();
+        assert_eq!(store.prune().await.unwrap().blobs, [digest]);
+        assert!(!leases.join("1-2-3.list").exists());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn record_updates_from_separate_handles_are_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = ContentStore::open(dir.path()).unwrap();
+        let second = ContentStore::open(dir.path()).unwrap();
+        first
+            .add_image(record("a:1", b"m", b"c", &[]))
+            .await
+            .unwrap();
+        let tags = (0..60).map(|n| {
+            let store = if n % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            tokio::spawn(async move { store.tag("a:1", &format!("a:t{n}")).await })
+        });
+        for tag in tags.collect::<Vec<_>>() {
+            tag.await.unwrap().unwrap();
+        }
+        assert_eq!(first.images().unwrap().len(), 61);
+    }
+
+    #[tokio::test]
     async fn prune_keeps_blobs_another_image_still_uses() {
         let dir = tempfile::tempdir().unwrap();
         let store = ContentStore::open(dir.path()).unwrap();
