@@ -54,6 +54,18 @@ pub struct GlobalArgs {
         default_value = "pane"
     )]
     pub owner: String,
+
+    /// Seconds to wait for a registry's next bytes (connect, headers, each read of a body)
+    /// before the pull fails; a document must also arrive within 4 times this.
+    #[arg(
+        long,
+        global = true,
+        env = "PANE_REGISTRY_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub registry_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -374,7 +386,11 @@ pub struct SaveArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     pane pull mcr.microsoft.com/windows/nanoserver:ltsc2022\n  \
-    pane pull --host-build 10.0.26100 registry.example.com:5000/team/app:1.4")]
+    pane pull --host-build 10.0.26100 registry.example.com:5000/team/app:1.4\n  \
+    PANE_REGISTRY=registry.example.com:5000 PANE_REGISTRY_USERNAME=bot PANE_REGISTRY_PASSWORD=… \\\n    \
+    pane pull registry.example.com:5000/team/app:1.4\n\n\
+Credentials: the spec's image.auth, then PANE_REGISTRY_USERNAME/PANE_REGISTRY_PASSWORD for the \
+one registry PANE_REGISTRY names, then the Docker config (credHelpers, credsStore, auths).")]
 pub struct PullArgs {
     /// The image, e.g. mcr.microsoft.com/windows/servercore:ltsc2022.
     #[arg(value_name = "REFERENCE")]
@@ -396,7 +412,8 @@ pub struct PullArgs {
     #[arg(long)]
     pub allow_nondistributable_artifacts: bool,
 
-    /// Docker config with registry credentials (default: ~/.docker/config.json).
+    /// Docker config with registry credentials (default: ~/.docker/config.json); its
+    /// `credHelpers` and `credsStore` helpers are run as Docker runs them.
     #[arg(long, value_name = "FILE")]
     pub docker_config: Option<PathBuf>,
 }

@@ -42,6 +42,7 @@ impl Host {
                 host_processors: processors,
                 images: ImageSettings {
                     host_build: info.os_version,
+                    read_timeout: std::time::Duration::from_secs(global.registry_timeout),
                     ..ImageSettings::default()
                 },
             },

@@ -32,6 +32,9 @@ pub struct ImageSettings {
     /// Layers downloaded at once.
     pub concurrency: usize,
     pub allow_foreign_layers: bool,
+    /// The longest wait for a registry's next bytes. A stalled registry fails the pull, so
+    /// the creates waiting on its per-image slot get the error instead of waiting forever.
+    pub read_timeout: std::time::Duration,
 }
 
 impl Default for ImageSettings {
@@ -42,6 +45,7 @@ impl Default for ImageSettings {
             docker_config: None,
             concurrency: 3,
             allow_foreign_layers: false,
+            read_timeout: pane_oci::registry::DEFAULT_READ_TIMEOUT,
         }
     }
 }
@@ -234,6 +238,7 @@ impl ImageService {
         let client = RegistryClient::new(RegistryOptions {
             insecure: self.settings.insecure_registries.clone(),
             credentials,
+            read_timeout: self.settings.read_timeout,
             ..RegistryOptions::default()
         })
         .map_err(|e| failed(e.to_string()))?;

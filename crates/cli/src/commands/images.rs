@@ -67,9 +67,16 @@ pub fn pull(global: &GlobalArgs, args: &PullArgs) -> Result<ExitCode, Failure> {
     let client = RegistryClient::new(RegistryOptions {
         insecure: args.insecure_registry.clone(),
         credentials,
+        read_timeout: std::time::Duration::from_secs(global.registry_timeout),
         ..RegistryOptions::default()
     })?;
-    let images = ImageService::open(&global.root, ImageSettings::default())?;
+    let images = ImageService::open(
+        &global.root,
+        ImageSettings {
+            read_timeout: std::time::Duration::from_secs(global.registry_timeout),
+            ..ImageSettings::default()
+        },
+    )?;
     let puller = Puller::new(client, store(&global.root)?).unpacking_into(images.layer_sink());
     let options = PullOptions {
         host_build,
