@@ -193,14 +193,14 @@ fn credential_helpers_are_run_and_a_missing_one_is_named() {
     )
     .unwrap();
     let root = tempfile::tempdir().unwrap();
-    let helped = pull(&registry, root.path(), |c| {
+    let answered = pull(&registry, root.path(), |c| {
         c.env("PATH", &path).arg("--docker-config").arg(&config);
     });
     assert_eq!(
-        helped.status.code(),
+        answered.status.code(),
         Some(0),
         "{}",
-        String::from_utf8_lossy(&helped.stderr)
+        String::from_utf8_lossy(&answered.stderr)
     );
 
     std::fs::write(&config, r#"{"credsStore":"missing-helper","auths":{}}"#).unwrap();

@@ -250,7 +250,11 @@ fn forty_concurrent_tags_are_all_recorded() {
     let leftovers: Vec<String> = std::fs::read_dir(root.path().join("content"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".tmp"))
+        .filter(|n| {
+            std::path::Path::new(n)
+                .extension()
+                .is_some_and(|e| e == "tmp")
+        })
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }

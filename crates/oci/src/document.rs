@@ -133,6 +133,15 @@ pub fn classify(
     Ok(kind)
 }
 
+/// Refuses a manifest whose config or layers carry another artifact's media types.
+pub fn check_manifest_blobs(manifest: &oci_spec::image::ImageManifest) -> Result<(), String> {
+    check_config_type(manifest.config().media_type().as_ref())?;
+    for layer in manifest.layers() {
+        check_layer_type(layer.media_type().as_ref(), layer.digest().as_ref())?;
+    }
+    Ok(())
+}
+
 /// Refuses a config descriptor whose media type is not an image config's.
 pub fn check_config_type(media_type: &str) -> Result<(), String> {
     if CONFIG_TYPES.contains(&essence(media_type)) {

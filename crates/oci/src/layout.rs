@@ -13,7 +13,7 @@ use pane_spec::OsVersion;
 use sha2::Digest as _;
 
 use crate::digest::sha256_digest;
-use crate::document::{DocumentKind, check_config_type, check_layer_type, classify};
+use crate::document::{DocumentKind, check_manifest_blobs, classify};
 use crate::image::ImageFacts;
 use crate::platform::{PlatformCandidate, PlatformError, parse_index, select_platform};
 use crate::store::{ContentStore, ImageRecord};
@@ -139,7 +139,7 @@ impl OciLayout {
                 let (path, bytes) = self.verified_blob("image index", entry)?;
                 classify(
                     &bytes,
-                    &[&entry.media_type().to_string()],
+                    &[entry.media_type().as_ref()],
                     Some(DocumentKind::Index),
                 )
                 .map_err(|problem| LayoutError::Refused {
@@ -166,11 +166,7 @@ impl OciLayout {
             digest: manifest_descriptor.digest().to_string(),
             problem,
         };
-        check_config_type(&manifest.config().media_type().to_string()).map_err(refused)?;
-        for layer in manifest.layers() {
-            check_layer_type(&layer.media_type().to_string(), layer.digest().as_ref())
-                .map_err(refused)?;
-        }
+        check_manifest_blobs(&manifest).map_err(refused)?;
         let config: ImageConfiguration = self.document("image config", manifest.config())?;
         let diff_ids = config.rootfs().diff_ids();
         if diff_ids.len() != manifest.layers().len() {
@@ -304,16 +300,13 @@ impl OciLayout {
             _ => None,
         };
         if let Some(expected) = expected {
-            classify(
-                &bytes,
-                &[&descriptor.media_type().to_string()],
-                Some(expected),
-            )
-            .map_err(|problem| LayoutError::Refused {
-                what,
-                digest: descriptor.digest().to_string(),
-                problem,
-            })?;
+            classify(&bytes, &[descriptor.media_type().as_ref()], Some(expected)).map_err(
+                |problem| LayoutError::Refused {
+                    what,
+                    digest: descriptor.digest().to_string(),
+                    problem,
+                },
+            )?;
         }
         parse(what, &path, &bytes)
     }
@@ -490,7 +483,7 @@ fn real_directory(path: &Path) -> Result<(), LayoutError> {
             path: path.to_owned(),
             problem: format!(
                 "it is {}, not a directory; pane does not write through links",
-                file_kind(&metadata.file_type())
+                file_kind(metadata.file_type())
             ),
         })
     }
@@ -584,7 +577,7 @@ fn open_regular(path: &Path) -> Result<std::fs::File, LayoutError> {
         source,
     };
     let metadata = std::fs::symlink_metadata(path).map_err(read_error)?;
-    let kind = file_kind(&metadata.file_type());
+    let kind = file_kind(metadata.file_type());
     if kind != "file" {
         return Err(LayoutError::NotRegular {
             path: path.to_owned(),
@@ -598,7 +591,7 @@ fn open_regular(path: &Path) -> Result<std::fs::File, LayoutError> {
     if !opened.is_file() {
         return Err(LayoutError::NotRegular {
             path: path.to_owned(),
-            kind: file_kind(&opened.file_type()),
+            kind: file_kind(opened.file_type()),
         });
     }
     Ok(file)
@@ -633,7 +626,7 @@ fn no_follow_options() -> std::fs::OpenOptions {
     options
 }
 
-fn file_kind(file_type: &std::fs::FileType) -> &'static str {
+fn file_kind(file_type: std::fs::FileType) -> &'static str {
     if file_type.is_symlink() {
         "a symbolic link"
     } else if file_type.is_dir() {

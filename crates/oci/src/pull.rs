@@ -11,7 +11,7 @@ use pane_spec::{ImageReference, OsVersion};
 use reqwest::StatusCode;
 
 use crate::digest::sha256_digest;
-use crate::document::{DocumentKind, check_config_type, check_layer_type, classify};
+use crate::document::{DocumentKind, check_manifest_blobs, classify};
 use crate::platform::{PlatformCandidate, PlatformError, parse_index, select_platform};
 use crate::registry::{RegistryClient, RegistryError};
 use crate::store::{ContentStore, ImageRecord, Ingest, StoreError};
@@ -215,11 +215,7 @@ impl Puller {
                 reference: name.clone(),
                 problem: e.to_string(),
             })?;
-        check_config_type(&manifest.config().media_type().to_string()).map_err(bad_manifest)?;
-        for layer in manifest.layers() {
-            check_layer_type(&layer.media_type().to_string(), layer.digest().as_ref())
-                .map_err(bad_manifest)?;
-        }
+        check_manifest_blobs(&manifest).map_err(bad_manifest)?;
         lease.protect(&manifest_digest).await?;
         self.store
             .put_bytes(&manifest_digest, &manifest_bytes)
@@ -230,25 +226,10 @@ impl Puller {
         for layer in manifest.layers() {
             lease.protect(layer.digest().as_ref()).await?;
         }
-        if !self.store.has_blob(&config_digest) {
-            let bytes = self
-                .client
-                .document_blob(
-                    registry,
-                    repository,
-                    &config_digest,
-                    manifest.config().size(),
-                )
-                .await?;
-            self.store.put_bytes(&config_digest, &bytes).await?;
-        }
-        let config: serde_json::Value =
-            serde_json::from_slice(&self.store.read_blob(&config_digest).await?).map_err(|e| {
-                PullError::BadManifest {
-                    reference: name.clone(),
-                    problem: format!("config: {e}"),
-                }
-            })?;
+        let config = self
+            .config(registry, repository, &manifest)
+            .await?
+            .map_err(bad_manifest)?;
 
         let layers = layer_jobs(&manifest, &config);
         let layer_digests: Vec<String> = layers.iter().map(|l| l.digest.clone()).collect();
@@ -288,6 +269,26 @@ impl Puller {
         self.store.add_image(record.clone()).await?;
         drop(lease);
         Ok(record)
+    }
+
+    /// The image config, fetched (up to its declared size) unless it is stored; the inner
+    /// error says why it is not a config.
+    async fn config(
+        &self,
+        registry: &str,
+        repository: &str,
+        manifest: &ImageManifest,
+    ) -> Result<Result<serde_json::Value, String>, PullError> {
+        let digest = manifest.config().digest().to_string();
+        if !self.store.has_blob(&digest) {
+            let bytes = self
+                .client
+                .document_blob(registry, repository, &digest, manifest.config().size())
+                .await?;
+            self.store.put_bytes(&digest, &bytes).await?;
+        }
+        let bytes = self.store.read_blob(&digest).await?;
+        Ok(serde_json::from_slice(&bytes).map_err(|e| format!("config: {e}")))
     }
 
     /// Downloads a layer, unpacking it as it arrives when it is a fresh download, or from
@@ -481,16 +482,8 @@ impl Puller {
                 observer,
             )
             .await;
-            let mut failure = match received {
-                Ok(failure) => failure,
-                Err(error) => {
-                    // A refused layer leaves nothing behind, not even its partial.
-                    ingest.discard().await;
-                    if let Some(stream) = streaming.take() {
-                        stream.abandon();
-                    }
-                    return Err(error);
-                }
+            let Ok(mut failure) = received else {
+                return refuse_download(ingest, streaming, received).await;
             };
             match failure {
                 None if ingest.offset() >= layer.size => break,
@@ -531,6 +524,19 @@ impl Puller {
             None => Ok(false),
         }
     }
+}
+
+/// Ends a download whose bytes were refused: it leaves nothing behind, not even its partial.
+async fn refuse_download(
+    ingest: Ingest,
+    streaming: Option<StreamingUnpack>,
+    refusal: Result<Option<String>, PullError>,
+) -> Result<bool, PullError> {
+    ingest.discard().await;
+    if let Some(stream) = streaming {
+        stream.abandon();
+    }
+    refusal.map(|_| false)
 }
 
 /// Appends a response body to the download, and hands it to the streaming unpack if there

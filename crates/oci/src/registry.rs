@@ -437,6 +437,27 @@ impl RegistryClient {
         }
     }
 
+    /// Refuses a token service that would receive credentials in the clear (or is no web
+    /// service at all).
+    fn check_realm(&self, registry: &str, realm: &str) -> Result<(), RegistryError> {
+        match realm.split_once("://").map(|(scheme, _)| scheme) {
+            Some(scheme) if scheme.eq_ignore_ascii_case("https") => Ok(()),
+            Some(scheme) if scheme.eq_ignore_ascii_case("http") => {
+                if self.plain_http(registry) {
+                    Ok(())
+                } else {
+                    Err(RegistryError::InsecureRealm {
+                        registry: registry.to_owned(),
+                        realm: realm.to_owned(),
+                    })
+                }
+            }
+            _ => Err(RegistryError::Protocol(format!(
+                "{registry} names a token service that is not an http(s) URL: {realm:?}"
+            ))),
+        }
+    }
+
     /// Turns a `WWW-Authenticate` challenge into an `Authorization` value.
     async fn answer_challenge(
         &self,
@@ -464,23 +485,7 @@ impl RegistryClient {
                 "{registry} sent an unusable auth challenge: {challenge:?}"
             ))
         })?;
-        let realm_scheme = realm.split_once("://").map(|(scheme, _)| scheme);
-        match realm_scheme {
-            Some(scheme) if scheme.eq_ignore_ascii_case("https") => {}
-            Some(scheme) if scheme.eq_ignore_ascii_case("http") => {
-                if !self.plain_http(registry) {
-                    return Err(RegistryError::InsecureRealm {
-                        registry: registry.to_owned(),
-                        realm: realm.clone(),
-                    });
-                }
-            }
-            _ => {
-                return Err(RegistryError::Protocol(format!(
-                    "{registry} names a token service that is not an http(s) URL: {realm:?}"
-                )));
-            }
-        }
+        self.check_realm(registry, realm)?;
         let scope = parameters
             .get("scope")
             .cloned()

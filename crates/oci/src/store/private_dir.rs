@@ -79,7 +79,7 @@ mod platform {
 
     pub(super) fn secure_existing(root: &Path) -> Result<Outcome, String> {
         let metadata = std::fs::metadata(root).map_err(|e| e.to_string())?;
-        let me = current_uid().map_err(|e| e.to_string())?;
+        let me = nix::unistd::geteuid().as_raw();
         if metadata.uid() != me {
             return Err(format!(
                 "it belongs to user {}, not to the user running pane ({me}); someone else \
@@ -88,16 +88,13 @@ mod platform {
             ));
         }
         let mode = metadata.mode() & 0o7777;
-        if mode & 0o077 == 0 {
+        let shared = mode & 0o077 != 0;
+        if !shared {
             return Ok(Outcome::Private);
         }
         std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| format!("its mode is {mode:o} and it cannot be narrowed: {e}"))?;
         Ok(Outcome::Repaired(format!("its mode was {mode:o}, now 700")))
-    }
-
-    fn current_uid() -> std::io::Result<u32> {
-        Ok(nix::unistd::geteuid().as_raw())
     }
 }
 

@@ -8,6 +8,7 @@
     clippy::missing_panics_doc
 )]
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -184,10 +185,10 @@ async fn serve(
             let mut has_length = false;
             for (name, value) in &headers {
                 has_length |= name.eq_ignore_ascii_case("content-length");
-                out.push_str(&format!("{name}: {value}\r\n"));
+                let _ = write!(out, "{name}: {value}\r\n");
             }
             if !has_length {
-                out.push_str(&format!("Content-Length: {}\r\n", body.len()));
+                let _ = write!(out, "Content-Length: {}\r\n", body.len());
             }
             out.push_str("\r\n");
             stream.write_all(out.as_bytes()).await?;
@@ -197,7 +198,7 @@ async fn serve(
         Reply::Endless { status, headers } => {
             let mut out = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
             for (name, value) in &headers {
-                out.push_str(&format!("{name}: {value}\r\n"));
+                let _ = write!(out, "{name}: {value}\r\n");
             }
             out.push_str("\r\n");
             stream.write_all(out.as_bytes()).await?;
