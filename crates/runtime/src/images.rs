@@ -105,7 +105,9 @@ fn unpack_blob(layers: &LayerStore, blob: &Path, diff_id: &str) -> Result<(), St
 /// take it instead of pulling again.
 struct LatestPull {
     started: Instant,
-    facts: ImageFacts,
+    /// The facts, or why the pull failed: callers that were already waiting when a pull
+    /// failed take its failure instead of each trying (and timing out) in turn.
+    outcome: Result<ImageFacts, String>,
 }
 
 type PullSlot = Arc<tokio::sync::Mutex<Option<LatestPull>>>;
@@ -194,7 +196,13 @@ impl ImageService {
         if let Some(done) = latest.as_ref()
             && done.started >= asked
         {
-            return Ok(done.facts.clone());
+            return done
+                .outcome
+                .clone()
+                .map_err(|reason| RuntimeError::PullFailed {
+                    image: reference.to_string(),
+                    reason: format!("the pull this call waited for failed: {reason}"),
+                });
         }
         if policy == PullPolicy::IfNotPresent
             && let Some(facts) = self.local(reference).await?
@@ -202,12 +210,15 @@ impl ImageService {
             return Ok(facts);
         }
         let started = Instant::now();
-        let facts = self.pull(reference, credentials, &Quiet).await?;
+        let outcome = self.pull(reference, credentials, &Quiet).await;
         *latest = Some(LatestPull {
             started,
-            facts: facts.clone(),
+            outcome: outcome
+                .as_ref()
+                .map(Clone::clone)
+                .map_err(ToString::to_string),
         });
-        Ok(facts)
+        outcome
     }
 
     fn slot(&self, reference: &ImageReference) -> PullSlot {

@@ -31,6 +31,13 @@ struct World {
 }
 
 fn world() -> World {
+    world_with(ImageSettings {
+        host_build: LTSC2022.parse().ok(),
+        ..ImageSettings::default()
+    })
+}
+
+fn world_with(images: ImageSettings) -> World {
     let dir = tempfile::tempdir().unwrap();
     let hcs = Arc::new(FakeHcs::default());
     let layers = Arc::new(FakeLayers::default());
@@ -42,10 +49,7 @@ fn world() -> World {
             owner: "pane".into(),
             host_build: LTSC2022.parse().ok(),
             host_processors: 4,
-            images: ImageSettings {
-                host_build: LTSC2022.parse().ok(),
-                ..ImageSettings::default()
-            },
+            images,
         },
     )
     .unwrap();
@@ -276,4 +280,57 @@ async fn concurrent_creates_of_one_image_share_one_pull() {
         .count();
     assert_eq!(tag_requests, 1, "one pull for five creates");
     assert_eq!(world.hcs.system_ids().len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_waiting_on_a_stalled_pull_take_its_failure() {
+    // Accepts connections and never answers: a registry that hangs.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    let world = Arc::new(world_with(ImageSettings {
+        host_build: LTSC2022.parse().ok(),
+        read_timeout: Duration::from_secs(1),
+        ..ImageSettings::default()
+    }));
+    let image = format!("{address}/windows/app:v1");
+    let tasks: Vec<_> = (0..3u32)
+        .map(|replica| {
+            let world = Arc::clone(&world);
+            let mut spec = spec(&image, "");
+            spec.image.pull_policy = pane_spec::PullPolicy::IfNotPresent;
+            tokio::spawn(async move {
+                world
+                    .runtime
+                    .create_container(&ContainerId::new("app", replica), &spec)
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        let error = tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("a stalled registry does not hold creates forever")
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            matches!(&error, RuntimeError::PullFailed { reason, .. } if reason.contains("no answer")),
+            "{error}"
+        );
+    }
+    server.abort();
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one pull was tried; the creates waiting on it took its failure"
+    );
+    assert!(world.hcs.system_ids().is_empty());
 }

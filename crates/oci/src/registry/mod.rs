@@ -10,12 +10,16 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use base64::Engine as _;
-use futures_util::StreamExt as _;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, RANGE, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
 
-use crate::credentials::{CredentialSource, Credentials, CredentialsError};
+use crate::credentials::{CredentialSource, CredentialsError};
+
+mod auth;
+mod limits;
+
+pub use limits::validate_digest;
+use limits::{certificate_problem, read_prefix};
 
 /// Every manifest type a Windows image may come as.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
@@ -201,14 +205,6 @@ impl RegistryClient {
         })
     }
 
-    fn needs_credentials(&self, registry: &str) -> String {
-        let mut hint = NEEDS_CREDENTIALS.to_owned();
-        if let Some(unused) = self.options.credentials.unused_environment_hint(registry) {
-            hint.push_str(&unused);
-        }
-        hint
-    }
-
     fn document_deadline(&self) -> Duration {
         self.options.read_timeout * DOCUMENT_DEADLINE_READS
     }
@@ -361,8 +357,9 @@ impl RegistryClient {
             let response = match request.send().await {
                 Ok(response) => response,
                 // A refused certificate will be refused again: retrying only delays the
-                // answer (and hammers a host that may be an impostor).
-                Err(source) if certificate_problem(&source).is_some() => {
+                // answer (and hammers a host that may be an impostor). Nor is a registry that stalled for a whole read timeout: trying again only
+                // multiplies the wait (and holds the runtime's pull slot that much longer).
+                Err(source) if source.is_timeout() || certificate_problem(&source).is_some() => {
                     return Err(self.request_error(url, source));
                 }
                 Err(source) if attempt < self.options.attempts => {
@@ -436,138 +433,6 @@ impl RegistryClient {
             map.insert(key.to_owned(), value);
         }
     }
-
-    /// Refuses a token service that would receive credentials in the clear (or is no web
-    /// service at all).
-    fn check_realm(&self, registry: &str, realm: &str) -> Result<(), RegistryError> {
-        match realm.split_once("://").map(|(scheme, _)| scheme) {
-            Some(scheme) if scheme.eq_ignore_ascii_case("https") => Ok(()),
-            Some(scheme) if scheme.eq_ignore_ascii_case("http") => {
-                if self.plain_http(registry) {
-                    Ok(())
-                } else {
-                    Err(RegistryError::InsecureRealm {
-                        registry: registry.to_owned(),
-                        realm: realm.to_owned(),
-                    })
-                }
-            }
-            _ => Err(RegistryError::Protocol(format!(
-                "{registry} names a token service that is not an http(s) URL: {realm:?}"
-            ))),
-        }
-    }
-
-    /// Turns a `WWW-Authenticate` challenge into an `Authorization` value.
-    async fn answer_challenge(
-        &self,
-        registry: &str,
-        repository: &str,
-        challenge: &str,
-    ) -> Result<String, RegistryError> {
-        let credentials = self.options.credentials.for_registry(registry)?;
-        let (scheme, parameters) = parse_challenge(challenge);
-        if scheme.eq_ignore_ascii_case("basic") {
-            return match credentials {
-                Some(Credentials::Basic { username, password }) => Ok(basic(&username, &password)),
-                Some(Credentials::IdentityToken(_)) => Err(RegistryError::Unauthorized {
-                    registry: registry.to_owned(),
-                    hint: "; it asks for a username and password, not a token".to_owned(),
-                }),
-                None => Err(RegistryError::Unauthorized {
-                    registry: registry.to_owned(),
-                    hint: self.needs_credentials(registry),
-                }),
-            };
-        }
-        let realm = parameters.get("realm").ok_or_else(|| {
-            RegistryError::Protocol(format!(
-                "{registry} sent an unusable auth challenge: {challenge:?}"
-            ))
-        })?;
-        self.check_realm(registry, realm)?;
-        let scope = parameters
-            .get("scope")
-            .cloned()
-            .unwrap_or_else(|| format!("repository:{repository}:pull"));
-        let mut query = vec![("scope", scope)];
-        if let Some(service) = parameters.get("service") {
-            query.push(("service", service.clone()));
-        }
-        let separator = if realm.contains('?') { '&' } else { '?' };
-        let query_string = query
-            .iter()
-            .map(|(k, v)| format!("{k}={}", url_encode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
-        let token_url = format!("{realm}{separator}{query_string}");
-        let request = match &credentials {
-            Some(Credentials::IdentityToken(token)) => {
-                let mut form = query.clone();
-                form.push(("grant_type", "refresh_token".to_owned()));
-                form.push(("refresh_token", token.clone()));
-                form.push(("client_id", "pane".to_owned()));
-                let body = form
-                    .iter()
-                    .map(|(k, v)| format!("{k}={}", url_encode(v)))
-                    .collect::<Vec<_>>()
-                    .join("&");
-                self.http
-                    .post(realm)
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(body)
-            }
-            Some(Credentials::Basic { username, password }) => self
-                .http
-                .get(&token_url)
-                .header(AUTHORIZATION, basic(username, password)),
-            None => self.http.get(&token_url),
-        };
-        let response = request
-            .send()
-            .await
-            .map_err(|source| self.request_error(realm, source))?;
-        if response.status() == StatusCode::UNAUTHORIZED
-            || response.status() == StatusCode::FORBIDDEN
-        {
-            return Err(RegistryError::Unauthorized {
-                registry: registry.to_owned(),
-                hint: format!(" (token service {realm})"),
-            });
-        }
-        let response = success(realm, response).await?;
-        let bytes = self
-            .read_capped(realm, response, "token response", MAX_TOKEN_BYTES)
-            .await?;
-        let body: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| RegistryError::Protocol(format!("token service {realm}: {e}")))?;
-        let token = body
-            .get("token")
-            .or_else(|| body.get("access_token"))
-            .and_then(|t| t.as_str())
-            .ok_or_else(|| {
-                RegistryError::Protocol(format!("token service {realm} returned no token"))
-            })?;
-        Ok(format!("Bearer {token}"))
-    }
-}
-
-fn basic(username: &str, password: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
-    )
-}
-
-fn url_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -589,114 +454,6 @@ async fn success(url: &str, response: Response) -> Result<Response, RegistryErro
         status,
         body: String::from_utf8_lossy(&body).into_owned(),
     })
-}
-
-/// Up to `limit` bytes of a body; the rest is never read. Failures end the prefix.
-async fn read_prefix(response: Response, limit: u64) -> Vec<u8> {
-    let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(Ok(chunk)) = stream.next().await {
-        let room = usize::try_from(limit).unwrap_or(usize::MAX) - body.len();
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() as u64 >= limit {
-            break;
-        }
-    }
-    body
-}
-
-impl RegistryClient {
-    /// A failed request as the user should read it: a stall, a refused certificate, or a
-    /// connection problem.
-    pub(crate) fn request_error(&self, url: &str, source: reqwest::Error) -> RegistryError {
-        if source.is_timeout() {
-            return RegistryError::Timeout {
-                url: url.to_owned(),
-                seconds: self.options.read_timeout.as_secs(),
-            };
-        }
-        if let Some(detail) = certificate_problem(&source) {
-            return RegistryError::Certificate {
-                url: url.to_owned(),
-                detail,
-            };
-        }
-        RegistryError::Connect {
-            url: url.to_owned(),
-            source,
-        }
-    }
-
-    /// The body, refused as soon as it exceeds `limit` bytes (by its Content-Length, or
-    /// while it streams).
-    pub(crate) async fn read_capped(
-        &self,
-        url: &str,
-        response: Response,
-        what: &'static str,
-        limit: u64,
-    ) -> Result<Vec<u8>, RegistryError> {
-        let too_large = || RegistryError::TooLarge {
-            url: url.to_owned(),
-            what,
-            limit,
-        };
-        if response
-            .content_length()
-            .is_some_and(|length| length > limit)
-        {
-            return Err(too_large());
-        }
-        let mut body = Vec::new();
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|source| self.request_error(url, source))?;
-            if (body.len() + chunk.len()) as u64 > limit {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
-    }
-}
-
-/// The certificate failure behind a request error, if that is what it is. Neither reqwest
-/// nor its TLS backends (rustls here, schannel on Windows) expose a typed certificate error
-/// through `reqwest::Error`, so the cause chain's messages are read.
-fn certificate_problem(error: &reqwest::Error) -> Option<String> {
-    let mut cause: Option<&dyn std::error::Error> = Some(error);
-    while let Some(current) = cause {
-        let text = current.to_string();
-        let lower = text.to_ascii_lowercase();
-        if lower.contains("certificate") || lower.contains("unknownissuer") {
-            return Some(text);
-        }
-        cause = current.source();
-    }
-    None
-}
-
-/// Refuses a digest that is not `algorithm:hex` of a known algorithm before it is put into
-/// a URL path (a hostile index could otherwise steer requests with `../` or `?`).
-pub fn validate_digest(digest: &str) -> Result<(), RegistryError> {
-    let valid = digest.split_once(':').is_some_and(|(algorithm, hex)| {
-        let length = match algorithm {
-            "sha256" => 64,
-            "sha512" => 128,
-            _ => return false,
-        };
-        hex.len() == length
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    });
-    if valid {
-        Ok(())
-    } else {
-        Err(RegistryError::BadDigest {
-            digest: digest.chars().take(200).collect(),
-        })
-    }
 }
 
 /// The host the distribution API of `registry` lives on.
@@ -726,51 +483,9 @@ pub fn is_loopback(registry: &str) -> bool {
             .is_ok_and(|address| address.is_loopback())
 }
 
-/// `Bearer realm="…",service="…",scope="…"` → ("Bearer", {realm, service, scope}).
-fn parse_challenge(challenge: &str) -> (String, HashMap<String, String>) {
-    let (scheme, rest) = challenge
-        .trim()
-        .split_once(' ')
-        .unwrap_or((challenge.trim(), ""));
-    let mut parameters = HashMap::new();
-    let mut rest = rest.trim();
-    while !rest.is_empty() {
-        let Some((key, after)) = rest.split_once('=') else {
-            break;
-        };
-        let (value, remaining) = if let Some(quoted) = after.strip_prefix('"') {
-            match quoted.find('"') {
-                Some(end) => (&quoted[..end], &quoted[end + 1..]),
-                None => (quoted, ""),
-            }
-        } else {
-            after.split_once(',').unwrap_or((after, ""))
-        };
-        parameters.insert(key.trim().to_ascii_lowercase(), value.to_owned());
-        rest = remaining.trim_start_matches(',').trim();
-    }
-    (scheme.to_owned(), parameters)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_bearer_challenges() {
-        let (scheme, p) = parse_challenge(
-            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull""#,
-        );
-        assert_eq!(scheme, "Bearer");
-        assert_eq!(p["realm"], "https://auth.docker.io/token");
-        assert_eq!(p["service"], "registry.docker.io");
-        assert_eq!(p["scope"], "repository:library/nginx:pull");
-        let (scheme, p) = parse_challenge(r#"Basic realm="Registry Realm""#);
-        assert_eq!(
-            (scheme.as_str(), p["realm"].as_str()),
-            ("Basic", "Registry Realm")
-        );
-    }
 
     #[test]
     fn loopback_is_decided_from_the_parsed_address() {
@@ -803,54 +518,6 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_plain_http_token_realm_of_an_https_registry_is_refused() {
-        let client = RegistryClient::new(RegistryOptions {
-            credentials: CredentialSource {
-                inline: Some(Credentials::Basic {
-                    username: "bot".into(),
-                    password: "s3cret".into(),
-                }),
-                ..CredentialSource::default()
-            },
-            ..RegistryOptions::default()
-        })
-        .unwrap();
-        // Port 9 (discard) on loopback: were the realm contacted, this would fail otherwise.
-        let challenge = r#"Bearer realm="http://127.0.0.1:9/token",service="x""#;
-        let error = client
-            .answer_challenge("registry.example.com", "app", challenge)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(error, RegistryError::InsecureRealm { .. }),
-            "{error}"
-        );
-        let error = client
-            .answer_challenge(
-                "registry.example.com",
-                "app",
-                r#"Bearer realm="file:///etc/x""#,
-            )
-            .await
-            .unwrap_err();
-        assert!(error.to_string().contains("not an http(s) URL"), "{error}");
-    }
-
-    #[test]
-    fn digests_are_checked_before_they_reach_a_url() {
-        assert!(validate_digest(&format!("sha256:{}", "a".repeat(64))).is_ok());
-        for bad in [
-            "sha256:../../etc/passwd",
-            "sha256:ABCDEF",
-            &format!("sha256:{}?x=1", "a".repeat(64)),
-            &format!("md5:{}", "a".repeat(32)),
-            "",
-        ] {
-            assert!(validate_digest(bad).is_err(), "{bad}");
-        }
-    }
-
     #[test]
     fn debug_output_shows_scopes_not_authorizations() {
         let client = RegistryClient::new(RegistryOptions::default()).unwrap();
@@ -858,75 +525,6 @@ mod tests {
         let shown = format!("{client:?}");
         assert!(!shown.contains("very-secret-token"), "{shown}");
         assert!(shown.contains("r.example/app"), "{shown}");
-    }
-
-    /// A TLS server with a self-signed certificate (openssl makes it, Python serves it) that
-    /// counts the connections it accepts.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_refused_certificate_is_not_retried() {
-        let dir = tempfile::tempdir().unwrap();
-        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-        let made = std::process::Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            ])
-            .args(["-subj", "/CN=localhost", "-keyout"])
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("openssl is needed for this test (apt-get install openssl)");
-        assert!(made.success());
-        let script = r"
-import socket, ssl, sys
-context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-context.load_cert_chain(sys.argv[1], sys.argv[2])
-server = socket.socket()
-server.bind(('127.0.0.1', 0))
-server.listen(16)
-print(server.getsockname()[1], flush=True)
-while True:
-    connection, _ = server.accept()
-    print('accepted', flush=True)
-    try:
-        context.wrap_socket(connection, server_side=True).close()
-    except Exception:
-        connection.close()
-";
-        let mut server = std::process::Command::new("python3")
-            .arg("-c")
-            .arg(script)
-            .arg(&cert)
-            .arg(&key)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3 is needed for this test");
-        let mut lines =
-            std::io::BufRead::lines(std::io::BufReader::new(server.stdout.take().unwrap()));
-        let port: u16 = lines.next().unwrap().unwrap().trim().parse().unwrap();
-        let client = RegistryClient::new(RegistryOptions {
-            attempts: 5,
-            first_backoff: Duration::from_millis(10),
-            ..RegistryOptions::default()
-        })
-        .unwrap();
-        let url = format!("https://127.0.0.1:{port}/v2/");
-        let error = client
-            .send("tls.example", "app", &url, |request| request)
-            .await
-            .unwrap_err();
-        let _ = server.kill();
-        let _ = server.wait();
-        let accepted = lines
-            .map_while(Result::ok)
-            .filter(|l| l == "accepted")
-            .count();
-        assert!(
-            matches!(error, RegistryError::Certificate { .. }),
-            "{error}"
-        );
-        assert_eq!(accepted, 1, "one attempt, not five");
     }
 
     #[test]
