@@ -117,10 +117,7 @@ pub fn validate_digest(digest: &str) -> Result<(), RegistryError> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::registry::RegistryOptions;
 
     #[test]
     fn digests_are_checked_before_they_reach_a_url() {
@@ -137,7 +134,8 @@ mod tests {
     }
 
     /// A TLS server with a self-signed certificate (openssl makes it, Python serves it) that
-    /// counts the connections it accepts.
+    /// counts the connections it accepts. Unix only: wine cannot start either program.
+    #[cfg(unix)]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_refused_certificate_is_not_retried() {
         let dir = tempfile::tempdir().unwrap();
@@ -181,10 +179,10 @@ while True:
         let mut lines =
             std::io::BufRead::lines(std::io::BufReader::new(server.stdout.take().unwrap()));
         let port: u16 = lines.next().unwrap().unwrap().trim().parse().unwrap();
-        let client = RegistryClient::new(RegistryOptions {
+        let client = RegistryClient::new(crate::registry::RegistryOptions {
             attempts: 5,
-            first_backoff: Duration::from_millis(10),
-            ..RegistryOptions::default()
+            first_backoff: std::time::Duration::from_millis(10),
+            ..crate::registry::RegistryOptions::default()
         })
         .unwrap();
         let url = format!("https://127.0.0.1:{port}/v2/");
