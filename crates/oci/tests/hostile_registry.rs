@@ -232,12 +232,23 @@ async fn an_endless_layer_stops_at_its_declared_size_and_leaves_nothing() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let error = pull(&registry, no_credentials(), dir.path())
+    let store = ContentStore::open(dir.path()).unwrap();
+    let reference: ImageReference = format!("{}/windows/app:v1", registry.host())
+        .parse()
+        .unwrap();
+    let progress = MostBytes::default();
+    let error = Puller::new(client(no_credentials()), store)
+        .pull(&reference, &PullOptions::default(), &progress)
         .await
         .unwrap_err();
     assert!(
         matches!(&error, PullError::Oversized { size, .. } if *size == 10 << 10),
         "{error}"
+    );
+    assert!(
+        progress.most() <= 10 << 10,
+        "{} bytes were taken for a 10 KiB layer",
+        progress.most()
     );
     let partials = std::fs::read_dir(dir.path().join("ingest"))
         .unwrap()
@@ -256,16 +267,34 @@ async fn an_endless_layer_stops_at_its_declared_size_and_leaves_nothing() {
     );
 }
 
+/// The most bytes any layer's download reached.
+#[derive(Default)]
+struct MostBytes(std::sync::atomic::AtomicU64);
+
+impl MostBytes {
+    fn most(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl pane_oci::pull::PullObserver for MostBytes {
+    fn layer(&self, event: pane_oci::pull::LayerEvent) {
+        if let pane_oci::pull::LayerEvent::Progress { bytes, .. } = event {
+            self.0.fetch_max(bytes, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_config_longer_than_its_descriptor_is_refused() {
     let image = Image::new(vec![4; 100], 100);
     let config_digest = image.config_digest.clone();
+    // Well under the 4 MiB document cap, but longer than the descriptor's size.
+    let mut padded = image.config.clone();
+    padded.extend_from_slice(&[b' '; 1000]);
     let registry = Hostile::start(move |request: &Request| {
         if request.path.ends_with(&config_digest) {
-            Reply::Endless {
-                status: 200,
-                headers: Vec::new(),
-            }
+            Reply::ok("application/octet-stream", padded.clone())
         } else {
             image.reply("windows/app", request)
         }
