@@ -1,8 +1,10 @@
 //! Hyper-V sockets (`AF_HYPERV`) through socket2, handed to tokio as TCP-shaped sockets.
 //!
-//! Winsock treats every stream socket alike for I/O, so after bind/listen/connect an
-//! `AF_HYPERV` socket is driven by tokio's TCP types. Not yet run on a Windows host: the
-//! shapes follow go-winio and Microsoft's hvsocket documentation.
+//! Winsock treats every stream socket alike for I/O, so after accept/connect an `AF_HYPERV`
+//! socket is driven by tokio's TCP types. Accept itself is not: std's converts the peer
+//! address and refuses `AF_HYPERV` (see `accept.rs`), so socket2 accepts. Not yet run on a
+//! Windows host (neither Linux nor wine has `AF_HYPERV`): the shapes follow go-winio and
+//! Microsoft's "Make your own integration services" hvsocket page.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -19,12 +21,15 @@ use super::BoxStream;
 const BACKLOG: i32 = 16;
 
 #[derive(Debug)]
-pub struct HvListener(tokio::net::TcpListener);
+pub struct HvListener(Socket);
 
 impl HvListener {
     pub async fn accept(&self) -> io::Result<BoxStream> {
-        let (stream, _) = self.0.accept().await?;
-        Ok(Box::new(stream))
+        let socket = super::accept::accept(&self.0).await?;
+        // SAFETY: the raw socket comes from `into_raw_socket`, so ownership moves to the std
+        // stream exactly once.
+        let stream = unsafe { std::net::TcpStream::from_raw_socket(socket.into_raw_socket()) };
+        Ok(Box::new(tokio::net::TcpStream::from_std(stream)?))
     }
 }
 
@@ -64,10 +69,7 @@ pub fn listen(vm_id: Uuid, service: Uuid) -> io::Result<HvListener> {
     socket.bind(&address(vm_id, service)?)?;
     socket.listen(BACKLOG)?;
     socket.set_nonblocking(true)?;
-    // SAFETY: the raw socket comes from `into_raw_socket`, so ownership moves to the std
-    // listener exactly once.
-    let listener = unsafe { std::net::TcpListener::from_raw_socket(socket.into_raw_socket()) };
-    Ok(HvListener(tokio::net::TcpListener::from_std(listener)?))
+    Ok(HvListener(socket))
 }
 
 pub async fn connect(vm_id: Uuid, service: Uuid) -> io::Result<BoxStream> {

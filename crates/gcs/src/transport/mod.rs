@@ -5,6 +5,7 @@
 //! socket file per service id in a directory) or TCP loopback (one port per service), so
 //! the whole bridge, stdio relay included, is exercised with real sockets.
 
+mod accept;
 #[cfg(windows)]
 mod hvsock;
 
