@@ -3,6 +3,8 @@
 #[cfg(windows)]
 mod files;
 #[cfg(windows)]
+mod prepare_gate;
+#[cfg(windows)]
 mod windows;
 
 #[cfg(windows)]

@@ -204,20 +204,22 @@ fn descriptors(parents: &[PathBuf]) -> Result<(Vec<HSTRING>, Vec<LayerDescriptor
     Ok((paths, descriptors))
 }
 
+/// `PrepareLayer`, one call at a time on the host (see `prepare_gate`).
 pub fn prepare(scratch: &Path, parents: &[PathBuf]) -> Result<(), LayerError> {
     let api = api()?;
     let (_paths, descriptors) = descriptors(parents)?;
     let wide = HSTRING::from(scratch.as_os_str());
     let info = driver();
     // SAFETY: the descriptors and the strings they point to live until the call returns.
-    check("PrepareLayer", scratch, unsafe {
+    let result = super::prepare_gate::one_at_a_time(|| unsafe {
         (api.prepare)(
             &raw const info,
             PCWSTR(wide.as_ptr()),
             descriptors.as_ptr(),
             descriptors.len(),
         )
-    })
+    })?;
+    check("PrepareLayer", scratch, result)
 }
 
 /// `CreateSandboxLayer`: a scratch (writable) layer with `sandbox.vhdx` over `parents`.
