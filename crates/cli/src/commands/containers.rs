@@ -145,10 +145,15 @@ fn start_detached(global: &GlobalArgs, id: &ContainerId) -> Result<(), String> {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
-    detach(&mut command);
-    let mut child = command
-        .spawn()
+    let (mut child, left_the_job) = spawn_detached(&mut command)
         .map_err(|e| format!("cannot start the supervisor of {id}: {e}"))?;
+    if !left_the_job {
+        eprintln!(
+            "pane: warning: the job object pane runs in does not allow breakaway, so the \
+             supervisor of {id} ends when that job does (a CI runner or remote shell that \
+             kills its children takes the container with it)"
+        );
+    }
     let mut line = String::new();
     if let Some(stdout) = child.stdout.take() {
         std::io::BufReader::new(stdout)
@@ -162,20 +167,57 @@ fn start_detached(global: &GlobalArgs, id: &ContainerId) -> Result<(), String> {
     }
 }
 
-/// Out of the terminal's process group (Unix) or console (Windows), so Ctrl-C in the shell
-/// that ran `pane run -d` does not reach the supervisor.
-fn detach(command: &mut std::process::Command) {
+/// Spawns `command` out of the terminal's process group (Unix) or console (Windows), so
+/// Ctrl-C in the shell that ran `pane run -d` does not reach it, and on Windows out of the
+/// caller's job object: a CI runner or remote shell whose job kills its children on exit
+/// would otherwise kill the supervisor, and the container with it. A job that refuses
+/// breakaway makes `CreateProcess` fail with `ERROR_ACCESS_DENIED` (Microsoft's process
+/// creation flags page, `CREATE_BREAKAWAY_FROM_JOB`); then the supervisor stays in the job.
+/// Returns the child and whether it left the caller's job (always true off Windows, where
+/// there are no jobs to leave).
+fn spawn_detached(
+    command: &mut std::process::Command,
+) -> std::io::Result<(std::process::Child, bool)> {
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt as _;
         command.process_group(0);
+        command.spawn().map(|child| (child, true))
     }
     #[cfg(windows)]
     {
         use std::os::windows::process::CommandExt as _;
         const DETACHED_PROCESS: u32 = 0x0000_0008;
         const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
-        command.creation_flags(DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP);
+        const CREATE_BREAKAWAY_FROM_JOB: u32 = 0x0100_0000;
+        with_breakaway_fallback(|breakaway| {
+            let flags = DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP;
+            command.creation_flags(if breakaway {
+                flags | CREATE_BREAKAWAY_FROM_JOB
+            } else {
+                flags
+            });
+            command.spawn()
+        })
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        command.spawn().map(|child| (child, true))
+    }
+}
+
+/// Tries `spawn` breaking away from the job, then, when that is refused as access denied,
+/// without; returns what it spawned and whether it broke away.
+#[cfg_attr(not(windows), allow(dead_code))] // the decision is tested everywhere
+fn with_breakaway_fallback<T>(
+    mut spawn: impl FnMut(bool) -> std::io::Result<T>,
+) -> std::io::Result<(T, bool)> {
+    match spawn(true) {
+        Ok(child) => Ok((child, true)),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            spawn(false).map(|child| (child, false))
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -380,4 +422,49 @@ pub fn reconcile(global: &GlobalArgs) -> Result<ExitCode, Failure> {
         println!("orphans terminated: {}", done.orphans.join(", "));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // test code
+mod tests {
+    use std::io::{Error, ErrorKind};
+
+    use super::with_breakaway_fallback;
+
+    #[test]
+    fn a_job_that_refuses_breakaway_gets_a_supervisor_inside_it() {
+        let mut tries = Vec::new();
+        let spawned = with_breakaway_fallback(|breakaway| {
+            tries.push(breakaway);
+            if breakaway {
+                Err(Error::from(ErrorKind::PermissionDenied))
+            } else {
+                Ok("child")
+            }
+        })
+        .unwrap();
+        assert_eq!(spawned, ("child", false));
+        assert_eq!(tries, [true, false]);
+    }
+
+    #[test]
+    fn breakaway_is_tried_first_and_other_failures_are_not_retried() {
+        let mut tries = 0;
+        let spawned = with_breakaway_fallback(|breakaway| {
+            tries += 1;
+            assert!(breakaway);
+            Ok::<_, Error>("child")
+        })
+        .unwrap();
+        assert_eq!((spawned, tries), (("child", true), 1));
+        let mut tries = 0;
+        let failed = with_breakaway_fallback(|_| {
+            tries += 1;
+            Err::<(), _>(Error::from(ErrorKind::NotFound))
+        });
+        assert_eq!(
+            (failed.unwrap_err().kind(), tries),
+            (ErrorKind::NotFound, 1)
+        );
+    }
 }
