@@ -21,6 +21,6 @@ for mode in endless-manifest endless-layer silent; do
     wait "$server_PID" 2>/dev/null || true
     kept=$(find "$root/content/blobs" "$root/content/ingest" -type f ! -name '*.lock' | wc -l)
     printf '%-17s exit %s, %s; %s blob or partial file(s) kept\n  %s\n' \
-        "$mode" "$status" "$(cat "$root/time")" "$kept" "$(head -c 300 "$root/err" | head -n 1)"
+        "$mode" "$status" "$(tail -n 1 "$root/time")" "$kept" "$(grep -m 1 '^pane:' "$root/err" | head -c 300)"
     rm -rf "$root"
 done

@@ -14,7 +14,7 @@ use crate::digest::sha256_digest;
 use crate::document::{DocumentKind, check_manifest_blobs, classify};
 use crate::platform::{PlatformCandidate, PlatformError, parse_index, select_platform};
 use crate::registry::{RegistryClient, RegistryError};
-use crate::store::{ContentStore, ImageRecord, Ingest, StoreError};
+use crate::store::{ContentStore, ImageRecord, Ingest, Lease, StoreError};
 use crate::stream_unpack::{StreamingUnpack, UnpackTarget};
 
 /// Restarts of one layer's download after a dropped connection.
@@ -170,11 +170,31 @@ impl Puller {
         &self.store
     }
 
+    /// Pulls `reference` into the store. A failed pull leaves the store as it found it: the
+    /// blobs it stored that nothing else uses are deleted again.
     pub async fn pull(
         &self,
         reference: &ImageReference,
         options: &PullOptions,
         observer: &dyn PullObserver,
+    ) -> Result<ImageRecord, PullError> {
+        // Prune keeps what this pull stores until the image record reaches it.
+        let lease = self.store.lease().await?;
+        let pulled = self.pull_leased(reference, options, observer, &lease).await;
+        if pulled.is_err()
+            && let Err(e) = self.store.release(lease).await
+        {
+            tracing::warn!(error = %e, "a failed pull's blobs could not be removed; `pane image prune` removes them");
+        }
+        pulled
+    }
+
+    async fn pull_leased(
+        &self,
+        reference: &ImageReference,
+        options: &PullOptions,
+        observer: &dyn PullObserver,
+        lease: &Lease,
     ) -> Result<ImageRecord, PullError> {
         let (registry, repository) = (reference.registry(), reference.repository());
         let name = reference.to_string();
@@ -182,8 +202,6 @@ impl Puller {
             || reference.tag().unwrap_or("latest").to_owned(),
             ToString::to_string,
         );
-        // Prune keeps what this pull stores until the image record below reaches it.
-        let lease = self.store.lease().await?;
         let top = self.client.manifest(registry, repository, &wanted).await?;
         let top_digest = sha256_digest(&top.bytes);
         if let Some(expected) = reference.digest().map(ToString::to_string)
@@ -267,7 +285,6 @@ impl Puller {
                 .map(str::to_owned),
         };
         self.store.add_image(record.clone()).await?;
-        drop(lease);
         Ok(record)
     }
 

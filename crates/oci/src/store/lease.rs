@@ -82,8 +82,22 @@ impl Lease {
             .map_err(io_error("locking the leases", &path))
     }
 
-    /// The digests of every live lease; dead pulls' leases are deleted on the way.
-    pub(super) fn live_digests(dir: &Path) -> Result<BTreeSet<String>, StoreError> {
+    /// The digests this lease protects.
+    pub(super) fn digests(&self) -> Result<BTreeSet<String>, StoreError> {
+        read_list(&self.list)
+    }
+
+    /// The lock file that marks this lease live.
+    pub(super) fn lock_path(&self) -> Option<&Path> {
+        self.lock.as_ref().map(FileLock::path)
+    }
+
+    /// The digests of every live lease but `except`'s; dead pulls' leases are deleted on
+    /// the way.
+    pub(super) fn live_digests(
+        dir: &Path,
+        except: Option<&Path>,
+    ) -> Result<BTreeSet<String>, StoreError> {
         let mut digests = BTreeSet::new();
         let entries = std::fs::read_dir(dir).map_err(io_error("listing leases", dir))?;
         for entry in entries.flatten() {
@@ -91,7 +105,7 @@ impl Lease {
             let Some(stem) = name.strip_suffix(".lock") else {
                 continue;
             };
-            if stem == "gc" {
+            if stem == "gc" || except == Some(entry.path().as_path()) {
                 continue;
             }
             let list = dir.join(format!("{stem}.list"));
@@ -100,23 +114,26 @@ impl Lease {
                     let _ = std::fs::remove_file(&list);
                     let _ = std::fs::remove_file(entry.path());
                 }
-                Ok(None) => {
-                    let text = match std::fs::read_to_string(&list) {
-                        Ok(text) => text,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-                        Err(e) => return Err(io_error("reading a lease", &list)(e)),
-                    };
-                    digests.extend(
-                        text.lines()
-                            .filter(|line| hex_of(line).is_ok())
-                            .map(str::to_owned),
-                    );
-                }
+                Ok(None) => digests.extend(read_list(&list)?),
                 Err(e) => return Err(io_error("checking a lease", &entry.path())(e)),
             }
         }
         Ok(digests)
     }
+}
+
+/// The digests of a lease list; a missing list protects nothing.
+fn read_list(list: &Path) -> Result<BTreeSet<String>, StoreError> {
+    let text = match std::fs::read_to_string(list) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(io_error("reading a lease", list)(e)),
+    };
+    Ok(text
+        .lines()
+        .filter(|line| hex_of(line).is_ok())
+        .map(str::to_owned)
+        .collect())
 }
 
 impl Drop for Lease {

@@ -526,7 +526,7 @@ impl ContentStore {
         // While prune decides, no pull can lease another blob (it waits), and every blob a
         // pull has leased so far is kept.
         let _leases = Lease::exclude_new(&self.root.join("leases")).await?;
-        let leased = Lease::live_digests(&self.root.join("leases"))?;
+        let leased = Lease::live_digests(&self.root.join("leases"), None)?;
         let records = self.load_records()?;
         let live: BTreeSet<&String> = records
             .images
@@ -552,6 +552,33 @@ impl ContentStore {
         pruned.blobs.sort();
         pruned.partials = self.remove_stale_partials()?;
         Ok(pruned)
+    }
+
+    /// Ends a failed pull's lease, deleting the blobs it stored that nothing else uses (no
+    /// image record, no other pull's lease), so a refused pull leaves the store as it was.
+    pub async fn release(&self, lease: Lease) -> Result<Vec<String>, StoreError> {
+        let _guard = self.lock_records().await?;
+        let _leases = Lease::exclude_new(&self.root.join("leases")).await?;
+        let own = lease.digests()?;
+        let others = Lease::live_digests(&self.root.join("leases"), lease.lock_path())?;
+        let records = self.load_records()?;
+        let recorded: BTreeSet<&String> = records
+            .images
+            .values()
+            .flat_map(ImageRecord::blobs)
+            .collect();
+        let mut removed = Vec::new();
+        for digest in own {
+            if recorded.contains(&digest) || others.contains(&digest) {
+                continue;
+            }
+            let path = self.blob_path(&digest)?;
+            if std::fs::remove_file(&path).is_ok() {
+                removed.push(digest);
+            }
+        }
+        drop(lease);
+        Ok(removed)
     }
 
     /// Deletes partial downloads whose ingest lock nobody holds (their writer is gone).
