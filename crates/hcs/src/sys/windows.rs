@@ -2,8 +2,14 @@
 //!
 //! Entry points are resolved with `LoadLibraryExW` + `GetProcAddress`, so pane starts on a
 //! Windows without the Containers feature and can say what is missing. Calls follow the
-//! operation model hcsshim uses: create an operation, submit, wait with a timeout (cancel on
-//! timeout), read the result document. Waits block, so they run on tokio's blocking pool.
+//! operation model hcsshim uses: create an operation, submit, wait with a timeout, read the
+//! result document. Waits block, so they run on tokio's blocking pool.
+//!
+//! HCS keeps running an operation whose wait timed out, and `HcsCancelOperation` is
+//! documented to return `E_NOTIMPL` always, so nothing is ever cancelled: an operation that
+//! timed out is closed only once it has completed (on a thread of its own), and a create
+//! that timed out terminates the system it made. Callbacks are registered the moment a
+//! handle exists and unregistered before it is closed, as hcsshim does.
 //! Not yet run on a Windows host; signatures follow computecore.h.
 #![allow(unsafe_code)]
 
@@ -35,13 +41,14 @@ use crate::schema::{
 const DLL: &str = "computecore.dll";
 const HCS_E_OPERATION_TIMEOUT: u32 = 0x8037_0118;
 const INFINITE: u32 = u32::MAX;
+/// How long the one status query after registering a process's callback may take.
+const STATUS_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// `GENERIC_ALL` for `HcsOpenComputeSystem`.
 const GENERIC_ALL: u32 = 0x1000_0000;
 
 type FnCreateOperation =
     unsafe extern "system" fn(*const c_void, HCS_OPERATION_COMPLETION) -> HCS_OPERATION;
 type FnCloseOperation = unsafe extern "system" fn(HCS_OPERATION);
-type FnCancelOperation = unsafe extern "system" fn(HCS_OPERATION) -> HRESULT;
 type FnWaitForResult = unsafe extern "system" fn(HCS_OPERATION, u32, *mut PWSTR) -> HRESULT;
 type FnWaitForResultAndProcessInfo = unsafe extern "system" fn(
     HCS_OPERATION,
@@ -116,7 +123,6 @@ macro_rules! api_table {
 api_table! {
     create_operation: FnCreateOperation = "HcsCreateOperation";
     close_operation: FnCloseOperation = "HcsCloseOperation";
-    cancel_operation: FnCancelOperation = "HcsCancelOperation";
     wait_for_result: FnWaitForResult = "HcsWaitForOperationResult";
     wait_for_result_and_process_info: FnWaitForResultAndProcessInfo = "HcsWaitForOperationResultAndProcessInfo";
     create_system: FnCreateSystem = "HcsCreateComputeSystem";
@@ -172,26 +178,48 @@ impl<T: Copy> Shared<T> {
     }
 }
 
-/// One HCS operation: created, submitted by a call, waited on, closed on drop.
+/// One HCS operation: created, submitted by a call, waited on, closed on drop, but never
+/// while HCS still runs it.
 struct Operation {
     api: &'static Api,
     handle: HCS_OPERATION,
+    /// A wait timed out: HCS still runs the call, so closing must wait for it.
+    running: std::cell::Cell<bool>,
 }
+
+// SAFETY: the operation handle is an opaque computecore pointer, usable from any thread;
+// one thread owns the value at a time.
+unsafe impl Send for Operation {}
 
 impl Operation {
     fn new(api: &'static Api) -> Self {
         // SAFETY: no context and no completion callback: the operation is waited on synchronously.
         let handle = unsafe { (api.create_operation)(std::ptr::null(), None) };
-        Self { api, handle }
+        Self {
+            api,
+            handle,
+            running: std::cell::Cell::new(false),
+        }
     }
 
-    /// Waits for the submitted call; on timeout the operation is cancelled.
+    /// Waits for the submitted call. On timeout HCS goes on running it; see `Drop`.
     fn wait(&self, call: &'static str, timeout: Option<Duration>) -> Result<String, HcsError> {
         let mut document = PWSTR::null();
         // SAFETY: `handle` is a live operation and `document` a valid out-pointer.
         let result =
             unsafe { (self.api.wait_for_result)(self.handle, millis(timeout), &raw mut document) };
         self.finish(call, timeout, result, document)
+    }
+
+    /// Waits, without limit, for a call whose earlier wait timed out; true when it succeeded.
+    fn wait_out(&self) -> bool {
+        let mut document = PWSTR::null();
+        // SAFETY: as in `wait`.
+        let result =
+            unsafe { (self.api.wait_for_result)(self.handle, INFINITE, &raw mut document) };
+        let _ = take_string(document);
+        self.running.set(false);
+        !HResult(result.0.cast_unsigned()).is_failure()
     }
 
     fn wait_with_process_info(
@@ -223,8 +251,7 @@ impl Operation {
         let text = take_string(document);
         let hresult = HResult(result.0.cast_unsigned());
         if hresult.0 == HCS_E_OPERATION_TIMEOUT {
-            // SAFETY: `handle` is a live operation; cancelling a finished one is harmless.
-            let _ = unsafe { (self.api.cancel_operation)(self.handle) };
+            self.running.set(true);
             return Err(HcsError::Timeout {
                 call,
                 after: timeout.unwrap_or_default(),
@@ -243,8 +270,24 @@ impl Operation {
 
 impl Drop for Operation {
     fn drop(&mut self) {
-        // SAFETY: the handle came from HcsCreateOperation and is closed exactly once.
-        unsafe { (self.api.close_operation)(self.handle) };
+        if self.running.get() {
+            // Closing an operation HCS still runs is undefined; a thread waits it out.
+            let operation = Operation {
+                api: self.api,
+                handle: self.handle,
+                running: std::cell::Cell::new(true),
+            };
+            self.handle = HCS_OPERATION(std::ptr::null_mut());
+            std::thread::spawn(move || {
+                let _ = operation.wait_out();
+            });
+            return;
+        }
+        if !self.handle.0.is_null() {
+            // SAFETY: the handle came from HcsCreateOperation, has completed (or was never
+            // submitted), and is closed exactly once.
+            unsafe { (self.api.close_operation)(self.handle) };
+        }
     }
 }
 
@@ -371,6 +414,22 @@ unsafe extern "system" fn deliver(event: *const HCS_EVENT, context: *const c_voi
     });
 }
 
+/// After a create whose wait timed out: waits for it, terminates the system if it was
+/// made, then closes its handle (the operation closes when dropped, completed).
+fn terminate_abandoned(api: &'static Api, create: &Operation, system: Shared<HCS_SYSTEM>) {
+    if create.wait_out() {
+        let terminate = Operation::new(api);
+        // SAFETY: the system handle is open; no options.
+        let submitted =
+            unsafe { (api.terminate_system)(system.get(), terminate.handle, PCWSTR::null()) };
+        if !HResult(submitted.0.cast_unsigned()).is_failure() {
+            let _ = terminate.wait_out();
+        }
+    }
+    // SAFETY: no callback was registered on this handle; it is closed exactly once.
+    unsafe { (api.close_system)(system.get()) };
+}
+
 /// An open compute system; closed (not terminated) on drop.
 pub struct ComputeSystem {
     api: &'static Api,
@@ -416,6 +475,12 @@ impl ComputeSystem {
             let handle = Shared(system);
             match operation.wait("HcsCreateComputeSystem", timeout) {
                 Ok(_) => Ok(handle),
+                Err(e @ HcsError::Timeout { .. }) => {
+                    // The create goes on: once it is done, the system it made is ended, so
+                    // no orphan keeps the id (a retry would meet "already exists").
+                    std::thread::spawn(move || terminate_abandoned(api, &operation, handle));
+                    Err(e)
+                }
                 Err(e) => {
                     // SAFETY: close the handle of the system that failed to create.
                     unsafe { (api.close_system)(handle.0) };
@@ -573,13 +638,21 @@ impl ComputeSystem {
     /// its exit events and to signal it. Its stdio pipes stay with whoever created it.
     pub async fn open_process(&self, pid: u32) -> Result<Process, HcsError> {
         let (api, system) = (self.api, self.handle);
-        let handle = blocking(move || {
+        let (handle, watch) = blocking(move || {
             let mut process = HCS_PROCESS(std::ptr::null_mut());
             // SAFETY: open system handle; `process` is a valid out-pointer.
             check("HcsOpenProcess", unsafe {
                 (api.open_process)(system.get(), pid, GENERIC_ALL, &raw mut process)
             })?;
-            Ok(Shared(process))
+            let process = Shared(process);
+            match watch_process(api, process) {
+                Ok(watch) => Ok((process, watch)),
+                Err(e) => {
+                    // SAFETY: no callback is registered; the handle is closed once.
+                    unsafe { (api.close_process)(process.get()) };
+                    Err(e)
+                }
+            }
         })
         .await?;
         Ok(Process {
@@ -589,7 +662,8 @@ impl ComputeSystem {
             stdin: None,
             stdout: None,
             stderr: None,
-            events: None,
+            events: Some(watch.sink),
+            receiver: Some(watch.receiver),
         })
     }
 
@@ -600,7 +674,7 @@ impl ComputeSystem {
     ) -> Result<Process, HcsError> {
         let (api, system) = (self.api, self.handle);
         let document = to_json("HcsCreateProcess", parameters)?;
-        let (handle, info) = blocking(move || {
+        let (handle, info, watch) = blocking(move || {
             let operation = Operation::new(api);
             let mut process = HCS_PROCESS(std::ptr::null_mut());
             // SAFETY: open system handle; NUL-terminated parameters; valid out-pointer.
@@ -614,11 +688,50 @@ impl ComputeSystem {
                 )
             })?;
             let process = Shared(process);
-            match operation.wait_with_process_info("HcsCreateProcess", None) {
-                Ok(info) => Ok((process, Shared(info))),
+            // Registered before the process can have run: a short process may exit before
+            // the create's result is even read, and its exit event must not be missed.
+            let (sink, receiver) = match register_events(
+                "HcsSetProcessCallback",
+                api.set_process_callback,
+                process.get(),
+            ) {
+                Ok(registered) => registered,
                 Err(e) => {
+                    // Nothing would ever see this process exit: let the create finish, end
+                    // the process, and only then close its handle.
+                    if let Ok(info) = operation.wait_with_process_info("HcsCreateProcess", None) {
+                        // The pipes HCS handed over are closed with these.
+                        drop((
+                            pipe(info.StdInput),
+                            pipe(info.StdOutput),
+                            pipe(info.StdError),
+                        ));
+                        let terminate = Operation::new(api);
+                        // SAFETY: the process handle is open; no options.
+                        let submitted = unsafe {
+                            (api.terminate_process)(process.get(), terminate.handle, PCWSTR::null())
+                        };
+                        if !HResult(submitted.0.cast_unsigned()).is_failure() {
+                            let _ = terminate.wait_out();
+                        }
+                    }
+                    // SAFETY: no callback is registered; the handle is closed once.
+                    unsafe { (api.close_process)(process.get()) };
+                    return Err(e);
+                }
+            };
+            let started = operation.wait_with_process_info("HcsCreateProcess", None);
+            let watch = ProcessWatch { sink, receiver };
+            match started {
+                Ok(info) => {
+                    report_if_exited(api, process, &watch.sink);
+                    Ok((process, Shared(info), watch))
+                }
+                Err(e) => {
+                    unregister_process_callback(api, process);
                     // SAFETY: close the handle of the process that failed to start.
                     unsafe { (api.close_process)(process.0) };
+                    drop(watch);
                     Err(e)
                 }
             }
@@ -632,13 +745,26 @@ impl ComputeSystem {
             stdin: pipe(info.StdInput),
             stdout: pipe(info.StdOutput),
             stderr: pipe(info.StdError),
-            events: None,
+            events: Some(watch.sink),
+            receiver: Some(watch.receiver),
         })
     }
 }
 
 impl Drop for ComputeSystem {
     fn drop(&mut self) {
+        if self.events.is_some() {
+            // SAFETY: the handle is open; a null callback unregisters the sink, which HCS
+            // then no longer calls (hcsshim unregisters before closing the same way).
+            let _ = unsafe {
+                (self.api.set_system_callback)(
+                    self.handle.0,
+                    HcsEventOptionNone,
+                    std::ptr::null(),
+                    None,
+                )
+            };
+        }
         // SAFETY: the handle is open and closed exactly once; after close HCS delivers no
         // more callbacks, so the sink can be freed next.
         unsafe { (self.api.close_system)(self.handle.0) };
@@ -661,6 +787,60 @@ pub struct Process {
     pub stdout: Option<File>,
     pub stderr: Option<File>,
     events: Option<Box<EventSink>>,
+    /// The process's events, registered when its handle was made; taken by `events`.
+    receiver: Option<mpsc::UnboundedReceiver<HcsEvent>>,
+}
+
+/// A process's event sink and the receiving end of its channel.
+struct ProcessWatch {
+    sink: Box<EventSink>,
+    receiver: mpsc::UnboundedReceiver<HcsEvent>,
+}
+
+// SAFETY: the sink is only a channel sender; the box moves between threads whole.
+unsafe impl Send for ProcessWatch {}
+
+/// Registers `process`'s callback, then reads its state once, so an exit that happened
+/// before the registration (an opened process may have ended already) is reported too.
+fn watch_process(
+    api: &'static Api,
+    process: Shared<HCS_PROCESS>,
+) -> Result<ProcessWatch, HcsError> {
+    let (sink, receiver) = register_events(
+        "HcsSetProcessCallback",
+        api.set_process_callback,
+        process.get(),
+    )?;
+    report_if_exited(api, process, &sink);
+    Ok(ProcessWatch { sink, receiver })
+}
+
+/// Queries the process's state once; an exited process gets its exit event now. A second,
+/// real event may follow: receivers take the first exit they see.
+fn report_if_exited(api: &'static Api, process: Shared<HCS_PROCESS>, sink: &EventSink) {
+    let operation = Operation::new(api);
+    // SAFETY: the process handle is open; no options.
+    let submitted =
+        unsafe { (api.process_properties)(process.get(), operation.handle, PCWSTR::null()) };
+    if HResult(submitted.0.cast_unsigned()).is_failure() {
+        return;
+    }
+    let Ok(text) = operation.wait("HcsGetProcessProperties", Some(STATUS_QUERY_TIMEOUT)) else {
+        return;
+    };
+    if let Ok(status) = serde_json::from_str::<ProcessStatus>(&text)
+        && status.exited
+    {
+        let exit_code = (status.last_wait_result == 0).then_some(status.exit_code);
+        let _ = sink.0.send(HcsEvent::ProcessExited { exit_code });
+    }
+}
+
+fn unregister_process_callback(api: &'static Api, process: Shared<HCS_PROCESS>) {
+    // SAFETY: the handle is open; a null callback unregisters the sink.
+    let _ = unsafe {
+        (api.set_process_callback)(process.get(), HcsEventOptionNone, std::ptr::null(), None)
+    };
 }
 
 impl std::fmt::Debug for Process {
@@ -729,20 +909,22 @@ impl Process {
         })
     }
 
-    /// Starts delivering this process's events (its exit).
+    /// This process's events (its exit), registered when the handle was made, so nothing
+    /// that happened since is missed. The receiver is handed out once.
     pub fn events(&mut self) -> Result<mpsc::UnboundedReceiver<HcsEvent>, HcsError> {
-        let (sink, receiver) = register_events(
-            "HcsSetProcessCallback",
-            self.api.set_process_callback,
-            self.handle.0,
-        )?;
-        self.events = Some(sink);
-        Ok(receiver)
+        self.receiver.take().ok_or(HcsError::Call {
+            call: "HcsSetProcessCallback",
+            hresult: HResult(0x8000_4005),
+            detail: Some("this process's events were already taken".to_owned()),
+        })
     }
 }
 
 impl Drop for Process {
     fn drop(&mut self) {
+        if self.events.is_some() {
+            unregister_process_callback(self.api, self.handle);
+        }
         // SAFETY: closed exactly once; no callbacks follow the close.
         unsafe { (self.api.close_process)(self.handle.0) };
         self.events.take();
