@@ -17,19 +17,21 @@
 //! updates while it decides.
 
 mod file_lock;
+mod gc;
 mod lease;
 mod private_dir;
+mod records;
 
 pub use file_lock::FileLock;
+pub use gc::Pruned;
 pub use lease::Lease;
+pub use records::ImageRecord;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -77,59 +79,12 @@ fn io_error(context: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Sto
     }
 }
 
-/// One image the store knows by name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageRecord {
-    pub reference: String,
-    /// The platform manifest the image resolved to on this host.
-    pub manifest: String,
-    /// The index it came from, when the reference named a multi-platform image.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub index: Option<String>,
-    pub config: String,
-    pub layers: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub os_version: Option<String>,
-}
-
-impl ImageRecord {
-    fn blobs(&self) -> impl Iterator<Item = &String> {
-        std::iter::once(&self.manifest)
-            .chain(&self.index)
-            .chain(std::iter::once(&self.config))
-            .chain(&self.layers)
-    }
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Records {
-    images: BTreeMap<String, ImageRecord>,
-}
-
-/// What prune removed.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
-pub struct Pruned {
-    pub blobs: Vec<String>,
-    pub bytes: u64,
-    /// Partial downloads nobody was writing.
-    pub partials: usize,
-}
-
 /// Held while one blob is written: the in-process slot, then the cross-process lock.
 #[derive(Debug)]
 pub struct DownloadSlot {
     _local: tokio::sync::OwnedMutexGuard<()>,
     _file: FileLock,
 }
-
-/// Held while the image records are read, changed and written back.
-struct RecordsGuard<'a> {
-    _local: tokio::sync::MutexGuard<'a, ()>,
-    _file: FileLock,
-}
-
-/// Distinguishes the temporary files of concurrent writers in one process.
-static TEMPORARY_SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
 /// A content store on disk. Clones share the in-process download locks.
 #[derive(Debug, Clone)]
@@ -390,215 +345,6 @@ impl ContentStore {
             .await
             .map_err(io_error("moving a blob into place", &target))?;
         Ok(())
-    }
-
-    fn records_path(&self) -> PathBuf {
-        self.root.join("images.json")
-    }
-
-    fn load_records(&self) -> Result<Records, StoreError> {
-        let path = self.records_path();
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|source| StoreError::Records { path, source }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Records::default()),
-            Err(e) => Err(StoreError::Io {
-                context: "reading image records",
-                path,
-                source: e,
-            }),
-        }
-    }
-
-    /// Takes the records for a read-modify-write, in this process and across processes.
-    async fn lock_records(&self) -> Result<RecordsGuard<'_>, StoreError> {
-        let local = self.records.lock().await;
-        let path = self.root.join("images.lock");
-        let file = FileLock::acquire(&path)
-            .await
-            .map_err(io_error("locking the image records", &path))?;
-        Ok(RecordsGuard {
-            _local: local,
-            _file: file,
-        })
-    }
-
-    /// Write, fsync, rename: a crash leaves the old records or the new, never half of one.
-    /// The temporary name is this writer's own, so no other writer can rename it away.
-    fn save_records(&self, records: &Records) -> Result<(), StoreError> {
-        let path = self.records_path();
-        let temporary = self.root.join(format!(
-            "images.json.{}.{}.tmp",
-            std::process::id(),
-            TEMPORARY_SEQUENCE.fetch_add(1, Ordering::Relaxed)
-        ));
-        let bytes = serde_json::to_vec_pretty(records).map_err(|source| StoreError::Records {
-            path: path.clone(),
-            source,
-        })?;
-        let write = || -> io::Result<()> {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temporary)?;
-            io::Write::write_all(&mut file, &bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&temporary, &path)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&temporary);
-            io_error("writing image records", &path)(e)
-        })
-    }
-
-    /// Records an image under its reference, returning the record it replaced.
-    pub async fn add_image(&self, record: ImageRecord) -> Result<Option<ImageRecord>, StoreError> {
-        let _guard = self.lock_records().await?;
-        let mut records = self.load_records()?;
-        let previous = records.images.insert(record.reference.clone(), record);
-        self.save_records(&records)?;
-        Ok(previous)
-    }
-
-    pub fn image(&self, reference: &str) -> Result<ImageRecord, StoreError> {
-        self.load_records()?
-            .images
-            .remove(reference)
-            .ok_or_else(|| StoreError::NoSuchImage {
-                reference: reference.to_owned(),
-            })
-    }
-
-    pub fn images(&self) -> Result<Vec<ImageRecord>, StoreError> {
-        Ok(self.load_records()?.images.into_values().collect())
-    }
-
-    /// Names `target` as another reference to `source`'s image.
-    pub async fn tag(&self, source: &str, target: &str) -> Result<(), StoreError> {
-        let _guard = self.lock_records().await?;
-        let mut records = self.load_records()?;
-        let mut record =
-            records
-                .images
-                .get(source)
-                .cloned()
-                .ok_or_else(|| StoreError::NoSuchImage {
-                    reference: source.to_owned(),
-                })?;
-        target.clone_into(&mut record.reference);
-        records.images.insert(target.to_owned(), record);
-        self.save_records(&records)
-    }
-
-    /// Removes a reference; its blobs stay until [`ContentStore::prune`].
-    pub async fn untag(&self, reference: &str) -> Result<ImageRecord, StoreError> {
-        let _guard = self.lock_records().await?;
-        let mut records = self.load_records()?;
-        let record = records
-            .images
-            .remove(reference)
-            .ok_or_else(|| StoreError::NoSuchImage {
-                reference: reference.to_owned(),
-            })?;
-        self.save_records(&records)?;
-        Ok(record)
-    }
-
-    /// Total size of an image's blobs.
-    pub fn image_size(&self, record: &ImageRecord) -> u64 {
-        record
-            .blobs()
-            .filter_map(|d| self.blob_path(d).ok())
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum()
-    }
-
-    /// Deletes every blob no image record reaches, and stale partial downloads.
-    pub async fn prune(&self) -> Result<Pruned, StoreError> {
-        self.prune_except(&[]).await
-    }
-
-    /// As [`ContentStore::prune`], also keeping the images of `keep` (those of containers
-    /// whose reference was removed while they exist).
-    pub async fn prune_except(&self, keep: &[ImageRecord]) -> Result<Pruned, StoreError> {
-        let _guard = self.lock_records().await?;
-        // While prune decides, no pull can lease another blob (it waits), and every blob a
-        // pull has leased so far is kept.
-        let _leases = Lease::exclude_new(&self.root.join("leases")).await?;
-        let leased = Lease::live_digests(&self.root.join("leases"), None)?;
-        let records = self.load_records()?;
-        let live: BTreeSet<&String> = records
-            .images
-            .values()
-            .chain(keep)
-            .flat_map(ImageRecord::blobs)
-            .chain(&leased)
-            .collect();
-        let mut pruned = Pruned::default();
-        let dir = self.root.join("blobs/sha256");
-        let entries = std::fs::read_dir(&dir).map_err(io_error("listing blobs", &dir))?;
-        for entry in entries.flatten() {
-            let digest = format!("sha256:{}", entry.file_name().to_string_lossy());
-            if live.contains(&digest) {
-                continue;
-            }
-            let size = entry.metadata().map_or(0, |m| m.len());
-            if std::fs::remove_file(entry.path()).is_ok() {
-                pruned.bytes += size;
-                pruned.blobs.push(digest);
-            }
-        }
-        pruned.blobs.sort();
-        pruned.partials = self.remove_stale_partials()?;
-        Ok(pruned)
-    }
-
-    /// Ends a failed pull's lease, deleting the blobs it stored that nothing else uses (no
-    /// image record, no other pull's lease), so a refused pull leaves the store as it was.
-    pub async fn release(&self, lease: Lease) -> Result<Vec<String>, StoreError> {
-        let _guard = self.lock_records().await?;
-        let _leases = Lease::exclude_new(&self.root.join("leases")).await?;
-        let own = lease.digests()?;
-        let others = Lease::live_digests(&self.root.join("leases"), lease.lock_path())?;
-        let records = self.load_records()?;
-        let recorded: BTreeSet<&String> = records
-            .images
-            .values()
-            .flat_map(ImageRecord::blobs)
-            .collect();
-        let mut removed = Vec::new();
-        for digest in own {
-            if recorded.contains(&digest) || others.contains(&digest) {
-                continue;
-            }
-            let path = self.blob_path(&digest)?;
-            if std::fs::remove_file(&path).is_ok() {
-                removed.push(digest);
-            }
-        }
-        drop(lease);
-        Ok(removed)
-    }
-
-    /// Deletes partial downloads whose ingest lock nobody holds (their writer is gone).
-    fn remove_stale_partials(&self) -> Result<usize, StoreError> {
-        let dir = self.root.join("ingest");
-        let entries = std::fs::read_dir(&dir).map_err(io_error("listing downloads", &dir))?;
-        let mut removed = 0;
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(hex) = name.strip_suffix(".partial") else {
-                continue;
-            };
-            let lock = dir.join(format!("{hex}.lock"));
-            if let Ok(Some(_held)) = FileLock::try_acquire(&lock)
-                && std::fs::remove_file(entry.path()).is_ok()
-            {
-                removed += 1;
-            }
-        }
-        Ok(removed)
     }
 }
 

@@ -1,0 +1,107 @@
+//! Prune: deleting the blobs that no image record and no live lease reaches, and the
+//! partial downloads nobody writes any more; and releasing a failed pull's blobs.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use super::file_lock::FileLock;
+use super::{ContentStore, ImageRecord, Lease, StoreError, io_error};
+
+/// What prune removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Pruned {
+    pub blobs: Vec<String>,
+    pub bytes: u64,
+    /// Partial downloads nobody was writing.
+    pub partials: usize,
+}
+
+impl ContentStore {
+    /// Deletes every blob no image record reaches, and stale partial downloads.
+    pub async fn prune(&self) -> Result<Pruned, StoreError> {
+        self.prune_except(&[]).await
+    }
+
+    /// As [`ContentStore::prune`], also keeping the images of `keep` (those of containers
+    /// whose reference was removed while they exist).
+    pub async fn prune_except(&self, keep: &[ImageRecord]) -> Result<Pruned, StoreError> {
+        let _guard = self.lock_records().await?;
+        // While prune decides, no pull can lease another blob (it waits), and every blob a
+        // pull has leased so far is kept.
+        let _leases = Lease::exclude_new(&self.root.join("leases")).await?;
+        let leased = Lease::live_digests(&self.root.join("leases"), None)?;
+        let records = self.load_records()?;
+        let live: BTreeSet<&String> = records
+            .images
+            .values()
+            .chain(keep)
+            .flat_map(ImageRecord::blobs)
+            .chain(&leased)
+            .collect();
+        let mut pruned = Pruned::default();
+        let dir = self.root.join("blobs/sha256");
+        let entries = std::fs::read_dir(&dir).map_err(io_error("listing blobs", &dir))?;
+        for entry in entries.flatten() {
+            let digest = format!("sha256:{}", entry.file_name().to_string_lossy());
+            if live.contains(&digest) {
+                continue;
+            }
+            let size = entry.metadata().map_or(0, |m| m.len());
+            if std::fs::remove_file(entry.path()).is_ok() {
+                pruned.bytes += size;
+                pruned.blobs.push(digest);
+            }
+        }
+        pruned.blobs.sort();
+        pruned.partials = self.remove_stale_partials()?;
+        Ok(pruned)
+    }
+
+    /// Ends a failed pull's lease, deleting the blobs it stored that nothing else uses (no
+    /// image record, no other pull's lease), so a refused pull leaves the store as it was.
+    pub async fn release(&self, lease: Lease) -> Result<Vec<String>, StoreError> {
+        let _guard = self.lock_records().await?;
+        let _leases = Lease::exclude_new(&self.root.join("leases")).await?;
+        let own = lease.digests()?;
+        let others = Lease::live_digests(&self.root.join("leases"), lease.lock_path())?;
+        let records = self.load_records()?;
+        let recorded: BTreeSet<&String> = records
+            .images
+            .values()
+            .flat_map(ImageRecord::blobs)
+            .collect();
+        let mut removed = Vec::new();
+        for digest in own {
+            if recorded.contains(&digest) || others.contains(&digest) {
+                continue;
+            }
+            let path = self.blob_path(&digest)?;
+            if std::fs::remove_file(&path).is_ok() {
+                removed.push(digest);
+            }
+        }
+        drop(lease);
+        Ok(removed)
+    }
+
+    /// Deletes partial downloads whose ingest lock nobody holds (their writer is gone).
+    fn remove_stale_partials(&self) -> Result<usize, StoreError> {
+        let dir = self.root.join("ingest");
+        let entries = std::fs::read_dir(&dir).map_err(io_error("listing downloads", &dir))?;
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(hex) = name.strip_suffix(".partial") else {
+                continue;
+            };
+            let lock = dir.join(format!("{hex}.lock"));
+            if let Ok(Some(_held)) = FileLock::try_acquire(&lock)
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
