@@ -105,6 +105,7 @@ fn unpack_blob(layers: &LayerStore, blob: &Path, diff_id: &str) -> Result<(), St
 /// take it instead of pulling again.
 struct LatestPull {
     started: Instant,
+    finished: Instant,
     /// The facts, or why the pull failed: callers that were already waiting when a pull
     /// failed take its failure instead of each trying (and timing out) in turn.
     outcome: Result<ImageFacts, String>,
@@ -192,9 +193,10 @@ impl ImageService {
         }
         let slot = self.slot(reference);
         let mut latest = slot.lock().await;
-        // A pull that started after this call asked is as fresh as one this call would make.
+        // A pull that started after this call asked is as fresh as one this call would make;
+        // a pull that failed while this call waited for it is this call's failure too.
         if let Some(done) = latest.as_ref()
-            && done.started >= asked
+            && (done.started >= asked || (done.outcome.is_err() && done.finished >= asked))
         {
             return done
                 .outcome
@@ -213,6 +215,7 @@ impl ImageService {
         let outcome = self.pull(reference, credentials, &Quiet).await;
         *latest = Some(LatestPull {
             started,
+            finished: Instant::now(),
             outcome: outcome
                 .as_ref()
                 .map(Clone::clone)
