@@ -126,13 +126,27 @@ impl OciLayout {
         architecture: &str,
         host: Option<&OsVersion>,
     ) -> Result<ImageFacts, LayoutError> {
+        let index = self.top_index()?;
+        self.resolve_entry(pick_tagged(index.manifests(), tag)?, architecture, host)
+    }
+
+    /// The layout's `index.json`, read once per call that needs it.
+    fn top_index(&self) -> Result<ImageIndex, LayoutError> {
         let index_path = self.root.join("index.json");
-        let index: ImageIndex = parse(
+        parse(
             "index.json",
             &index_path,
             &read_regular(&index_path, MAX_DOCUMENT_SIZE)?,
-        )?;
-        let entry = pick_tagged(index.manifests(), tag)?;
+        )
+    }
+
+    /// The facts of one entry of `index.json`.
+    fn resolve_entry(
+        &self,
+        entry: &Descriptor,
+        architecture: &str,
+        host: Option<&OsVersion>,
+    ) -> Result<ImageFacts, LayoutError> {
         let reference = entry
             .annotations()
             .as_ref()
@@ -199,14 +213,11 @@ impl OciLayout {
         architecture: &str,
         host: Option<&OsVersion>,
     ) -> Result<LoadedImage, LayoutError> {
-        let index_path = self.root.join("index.json");
-        let top: ImageIndex = parse(
-            "index.json",
-            &index_path,
-            &read_regular(&index_path, MAX_DOCUMENT_SIZE)?,
-        )?;
+        // One read of index.json: the entry resolved is the entry imported, even if the
+        // layout changes meanwhile.
+        let top = self.top_index()?;
         let entry = pick_tagged(top.manifests(), tag)?;
-        let facts = self.resolve(tag, architecture, host)?;
+        let facts = self.resolve_entry(entry, architecture, host)?;
         let name = match reference {
             Some(reference) => reference.to_owned(),
             None => layout_reference(entry)?,
