@@ -5,13 +5,13 @@
 #![cfg(unix)]
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code
 
+#[path = "support/registry_tree.rs"]
+mod registry_tree;
+
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 
-fn example() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/images/nanoserver-demo")
-}
+use std::process::{Child, Command, Output, Stdio};
 
 /// Serves the example image and demands Basic `bot:s3cret` for everything; every
 /// Authorization header it sees is appended to `seen`.
@@ -67,24 +67,7 @@ impl Drop for Registry {
 impl Registry {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let repo = dir.path().join("tree/v2/windows/app");
-        std::fs::create_dir_all(repo.join("manifests")).unwrap();
-        std::fs::create_dir_all(repo.join("blobs")).unwrap();
-        let index: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(example().join("index.json")).unwrap()).unwrap();
-        let nested = index["manifests"][0]["digest"].as_str().unwrap();
-        let blobs = example().join("blobs/sha256");
-        std::fs::copy(
-            blobs.join(nested.trim_start_matches("sha256:")),
-            repo.join("manifests/v1"),
-        )
-        .unwrap();
-        for entry in std::fs::read_dir(&blobs).unwrap() {
-            let entry = entry.unwrap();
-            let name = format!("sha256:{}", entry.file_name().to_string_lossy());
-            std::fs::copy(entry.path(), repo.join("blobs").join(&name)).unwrap();
-            std::fs::copy(entry.path(), repo.join("manifests").join(&name)).unwrap();
-        }
+        registry_tree::write(&dir.path().join("tree"));
         let seen = dir.path().join("seen");
         let mut child = Command::new("python3")
             .arg("-c")

@@ -3,17 +3,18 @@
 //! blob matching its digest and every record written.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code
 
+#[path = "support/registry_tree.rs"]
+mod registry_tree;
+
 #[cfg(unix)]
 use std::io::BufRead as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 #[cfg(unix)]
 use sha2_free_digest::sha256_hex;
 
-fn example() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/images/nanoserver-demo")
-}
+use registry_tree::example;
 
 fn pane(root: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_pane"));
@@ -62,27 +63,7 @@ impl Drop for StaticRegistry {
 impl StaticRegistry {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let repo = dir.path().join("v2/windows/app");
-        std::fs::create_dir_all(repo.join("manifests")).unwrap();
-        std::fs::create_dir_all(repo.join("blobs")).unwrap();
-        let index: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(example().join("index.json")).unwrap()).unwrap();
-        let nested = index["manifests"][0]["digest"].as_str().unwrap();
-        let blob = |digest: &str| {
-            std::fs::read(
-                example()
-                    .join("blobs/sha256")
-                    .join(digest.trim_start_matches("sha256:")),
-            )
-            .unwrap()
-        };
-        std::fs::write(repo.join("manifests/v1"), blob(nested)).unwrap();
-        for entry in std::fs::read_dir(example().join("blobs/sha256")).unwrap() {
-            let entry = entry.unwrap();
-            let name = format!("sha256:{}", entry.file_name().to_string_lossy());
-            std::fs::copy(entry.path(), repo.join("blobs").join(&name)).unwrap();
-            std::fs::copy(entry.path(), repo.join("manifests").join(&name)).unwrap();
-        }
+        registry_tree::write(dir.path());
         let mut child = Command::new("python3")
             .args(["-u", "-m", "http.server", "--bind", "127.0.0.1", "0"])
             .arg("--directory")

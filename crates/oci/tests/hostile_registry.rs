@@ -43,13 +43,34 @@ async fn pull(
     credentials: CredentialSource,
     root: &Path,
 ) -> Result<pane_oci::ImageRecord, PullError> {
+    pull_with(registry, credentials, root, &PullOptions::default(), &Quiet).await
+}
+
+async fn pull_with(
+    registry: &Hostile,
+    credentials: CredentialSource,
+    root: &Path,
+    options: &PullOptions,
+    observer: &dyn pane_oci::pull::PullObserver,
+) -> Result<pane_oci::ImageRecord, PullError> {
     let store = ContentStore::open(root).unwrap();
     let reference: ImageReference = format!("{}/windows/app:v1", registry.host())
         .parse()
         .unwrap();
     Puller::new(client(credentials), store)
-        .pull(&reference, &PullOptions::default(), &Quiet)
+        .pull(&reference, options, observer)
         .await
+}
+
+/// Partial downloads in the store's ingest folder.
+fn partials(root: &Path) -> usize {
+    std::fs::read_dir(root.join("ingest"))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".partial")
+        })
+        .count()
 }
 
 /// No blob, partial or record is left in the store.
@@ -57,14 +78,7 @@ fn assert_store_empty(root: &Path) {
     let blobs = std::fs::read_dir(root.join("blobs/sha256"))
         .unwrap()
         .count();
-    let partials = std::fs::read_dir(root.join("ingest"))
-        .unwrap()
-        .filter(|e| {
-            let name = e.as_ref().unwrap().file_name();
-            name.to_string_lossy().ends_with(".partial")
-        })
-        .count();
-    assert_eq!((blobs, partials), (0, 0), "the store keeps nothing");
+    assert_eq!((blobs, partials(root)), (0, 0), "the store keeps nothing");
     let store = ContentStore::open(root).unwrap();
     assert!(store.images().unwrap().is_empty());
 }
@@ -232,15 +246,16 @@ async fn an_endless_layer_stops_at_its_declared_size_and_leaves_nothing() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let store = ContentStore::open(dir.path()).unwrap();
-    let reference: ImageReference = format!("{}/windows/app:v1", registry.host())
-        .parse()
-        .unwrap();
     let progress = MostBytes::default();
-    let error = Puller::new(client(no_credentials()), store)
-        .pull(&reference, &PullOptions::default(), &progress)
-        .await
-        .unwrap_err();
+    let error = pull_with(
+        &registry,
+        no_credentials(),
+        dir.path(),
+        &PullOptions::default(),
+        &progress,
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(&error, PullError::Oversized { size, .. } if *size == 10 << 10),
         "{error}"
@@ -250,14 +265,7 @@ async fn an_endless_layer_stops_at_its_declared_size_and_leaves_nothing() {
         "{} bytes were taken for a 10 KiB layer",
         progress.most()
     );
-    let partials = std::fs::read_dir(dir.path().join("ingest"))
-        .unwrap()
-        .filter(|e| {
-            let name = e.as_ref().unwrap().file_name();
-            name.to_string_lossy().ends_with(".partial")
-        })
-        .count();
-    assert_eq!(partials, 0, "the refused download is discarded");
+    assert_eq!(partials(dir.path()), 0, "the refused download is discarded");
     // The manifest and config it had stored are gone with it.
     assert_store_empty(dir.path());
 }
@@ -407,17 +415,8 @@ async fn an_endless_error_body_is_read_only_in_part() {
 #[tokio::test]
 async fn a_document_that_is_both_index_and_manifest_is_refused() {
     let image = Image::new(vec![6; 100], 100);
-    let mut both: serde_json::Value = serde_json::from_slice(&image.manifest).unwrap();
-    both["manifests"] = serde_json::json!([]);
-    let both = serde_json::to_vec(&both).unwrap();
-    let registry = Hostile::start(move |request: &Request| {
-        if request.path.contains("/manifests/") {
-            Reply::ok(OCI_MANIFEST, both.clone())
-        } else {
-            image.reply("windows/app", request)
-        }
-    })
-    .await;
+    let both = image.edited_manifest(|m| m["manifests"] = serde_json::json!([]));
+    let registry = Hostile::start(image.serving_manifest(OCI_MANIFEST, both)).await;
     let dir = tempfile::tempdir().unwrap();
     let error = pull(&registry, no_credentials(), dir.path())
         .await
@@ -430,14 +429,7 @@ async fn a_document_that_is_both_index_and_manifest_is_refused() {
 async fn a_manifest_served_as_an_index_is_refused() {
     let image = Image::new(vec![7; 100], 100);
     let manifest = image.manifest.clone();
-    let registry = Hostile::start(move |request: &Request| {
-        if request.path.contains("/manifests/") {
-            Reply::ok(OCI_INDEX, manifest.clone())
-        } else {
-            image.reply("windows/app", request)
-        }
-    })
-    .await;
+    let registry = Hostile::start(image.serving_manifest(OCI_INDEX, manifest)).await;
     let dir = tempfile::tempdir().unwrap();
     let error = pull(&registry, no_credentials(), dir.path())
         .await
@@ -448,17 +440,10 @@ async fn a_manifest_served_as_an_index_is_refused() {
 #[tokio::test]
 async fn a_config_of_another_artifact_type_is_refused() {
     let image = Image::new(vec![8; 100], 100);
-    let mut manifest: serde_json::Value = serde_json::from_slice(&image.manifest).unwrap();
-    manifest["config"]["mediaType"] = "application/vnd.cncf.helm.config.v1+json".into();
-    let manifest = serde_json::to_vec(&manifest).unwrap();
-    let registry = Hostile::start(move |request: &Request| {
-        if request.path.contains("/manifests/") {
-            Reply::ok(OCI_MANIFEST, manifest.clone())
-        } else {
-            image.reply("windows/app", request)
-        }
-    })
-    .await;
+    let manifest = image.edited_manifest(|m| {
+        m["config"]["mediaType"] = "application/vnd.cncf.helm.config.v1+json".into();
+    });
+    let registry = Hostile::start(image.serving_manifest(OCI_MANIFEST, manifest)).await;
     let dir = tempfile::tempdir().unwrap();
     let error = pull(&registry, no_credentials(), dir.path())
         .await
@@ -504,30 +489,18 @@ async fn an_index_entry_digest_is_checked_before_it_reaches_a_url() {
 #[tokio::test]
 async fn a_foreign_layer_url_over_plain_http_is_refused() {
     let image = Image::new(vec![9; 100], 100);
-    let mut manifest: serde_json::Value = serde_json::from_slice(&image.manifest).unwrap();
-    manifest["layers"][0]["mediaType"] =
-        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip".into();
-    manifest["layers"][0]["urls"] = serde_json::json!(["http://127.0.0.1:9/layer"]);
-    let manifest = serde_json::to_vec(&manifest).unwrap();
-    let registry = Hostile::start(move |request: &Request| {
-        if request.path.contains("/manifests/") {
-            Reply::ok(OCI_MANIFEST, manifest.clone())
-        } else {
-            image.reply("windows/app", request)
-        }
-    })
-    .await;
+    let manifest = image.edited_manifest(|m| {
+        m["layers"][0]["mediaType"] =
+            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip".into();
+        m["layers"][0]["urls"] = serde_json::json!(["http://127.0.0.1:9/layer"]);
+    });
+    let registry = Hostile::start(image.serving_manifest(OCI_MANIFEST, manifest)).await;
     let dir = tempfile::tempdir().unwrap();
-    let store = ContentStore::open(dir.path()).unwrap();
-    let reference: ImageReference = format!("{}/windows/app:v1", registry.host())
-        .parse()
-        .unwrap();
     let options = PullOptions {
         allow_foreign_layers: true,
         ..PullOptions::default()
     };
-    let error = Puller::new(client(no_credentials()), store)
-        .pull(&reference, &options, &Quiet)
+    let error = pull_with(&registry, no_credentials(), dir.path(), &options, &Quiet)
         .await
         .unwrap_err();
     assert!(error.to_string().contains("HTTPS only"), "{error}");

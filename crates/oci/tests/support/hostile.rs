@@ -274,6 +274,29 @@ impl Image {
         }
     }
 
+    /// This image's manifest with `edit` applied.
+    pub fn edited_manifest(&self, edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+        let mut manifest: serde_json::Value = serde_json::from_slice(&self.manifest).unwrap();
+        edit(&mut manifest);
+        serde_json::to_vec(&manifest).unwrap()
+    }
+
+    /// A script that answers every manifest request with `manifest` as `content_type`,
+    /// and everything else honestly.
+    pub fn serving_manifest(
+        self,
+        content_type: &'static str,
+        manifest: Vec<u8>,
+    ) -> impl Fn(&Request) -> Reply + Send + Sync {
+        move |request| {
+            if request.path.contains("/manifests/") {
+                Reply::ok(content_type, manifest.clone())
+            } else {
+                self.reply("windows/app", request)
+            }
+        }
+    }
+
     /// The honest answer to `request` for this image in repository `repository`.
     pub fn reply(&self, repository: &str, request: &Request) -> Reply {
         let manifests = format!("/v2/{repository}/manifests/");
