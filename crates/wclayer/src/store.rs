@@ -6,7 +6,9 @@
 //! HCS instead.
 //!
 //! A layer is unpacked into a scratch directory and renamed into place only once its diff
-//! ID checks out, so a refused or interrupted layer leaves nothing behind.
+//! ID checks out, so a refused or interrupted layer leaves nothing behind. The unpacking
+//! process holds a lock file beside its scratch directory (`<scratch>.lock`), so `retain`
+//! in another process removes only the scratch of an unpack whose process is gone.
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -71,6 +73,7 @@ impl LayerStore {
             std::process::id(),
             SCRATCH_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
+        let _unpacking = ScratchLock::take(&scratch)?;
         let result = Self::unpack_into(input, &scratch);
         let summary = match result.and_then(|summary| summary.verify(diff_id).map(|()| summary)) {
             Ok(summary) => summary,
@@ -179,14 +182,69 @@ impl LayerStore {
             std::fs::read_dir(&self.root).map_err(LayerError::io("listing layers", &self.root))?;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if keep.contains(&name.as_str()) {
+            let lock_file = Path::new(&name).extension().is_some_and(|e| e == "lock");
+            if keep.contains(&name.as_str()) || lock_file {
                 continue;
             }
+            // A scratch directory goes only with its lock: one whose unpack is running
+            // elsewhere is held, and one without a lock file may be an unpack that has not
+            // locked yet.
+            let _claimed = if name.starts_with(".unpacking-") {
+                match ScratchLock::claim(&entry.path()) {
+                    Some(claimed) => Some(claimed),
+                    None => continue,
+                }
+            } else {
+                None
+            };
             if std::fs::remove_dir_all(entry.path()).is_ok() && !name.starts_with('.') {
                 removed.push(format!("sha256:{name}"));
             }
         }
         Ok(removed)
+    }
+}
+
+/// The lock an unpack holds on its scratch directory while it writes it; the OS drops it
+/// if the process dies. The lock file goes when the holder lets go.
+struct ScratchLock {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl ScratchLock {
+    fn path_for(scratch: &Path) -> PathBuf {
+        let mut name = scratch.as_os_str().to_owned();
+        name.push(".lock");
+        PathBuf::from(name)
+    }
+
+    fn take(scratch: &Path) -> Result<Self, LayerError> {
+        let path = Self::path_for(scratch);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(LayerError::io("locking a layer unpack", &path))?;
+        file.lock()
+            .map_err(LayerError::io("locking a layer unpack", &path))?;
+        Ok(Self { file, path })
+    }
+
+    /// The lock of a scratch directory whose unpack is gone (its process died), if it has
+    /// a lock file and nobody holds it.
+    fn claim(scratch: &Path) -> Option<Self> {
+        let path = Self::path_for(scratch);
+        let file = std::fs::OpenOptions::new().write(true).open(&path).ok()?;
+        file.try_lock().ok()?;
+        Some(Self { file, path })
+    }
+}
+
+impl Drop for ScratchLock {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -196,5 +254,27 @@ fn create_parent(path: &Path) -> Result<(), LayerError> {
             std::fs::create_dir_all(parent).map_err(LayerError::io("creating a directory", parent))
         }
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // test code
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retain_leaves_a_running_unpack_and_removes_a_dead_ones_scratch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LayerStore::open(dir.path()).unwrap();
+        let running = dir.path().join(".unpacking-aa-1-0");
+        let dead = dir.path().join(".unpacking-bb-2-0");
+        let _held = ScratchLock::take(&running).unwrap();
+        std::fs::create_dir(&running).unwrap();
+        // What a killed unpack leaves: its scratch and a lock file nobody holds.
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::write(ScratchLock::path_for(&dead), b"").unwrap();
+        store.retain(&[]).unwrap();
+        assert!(running.is_dir(), "another process is unpacking into it");
+        assert!(!dead.exists() && !ScratchLock::path_for(&dead).exists());
     }
 }
