@@ -429,6 +429,24 @@ impl Puller {
         Ok((actual, fetched.bytes))
     }
 
+    /// Asks for `layer` from `offset` on: from the registry, or from its foreign URL.
+    async fn request_layer(
+        &self,
+        registry: &str,
+        repository: &str,
+        layer: &LayerJob,
+        offset: u64,
+    ) -> Result<reqwest::Response, RegistryError> {
+        match layer.urls.first() {
+            Some(url) => self.client.foreign(url, offset).await,
+            None => {
+                self.client
+                    .blob(registry, repository, &layer.digest, offset)
+                    .await
+            }
+        }
+    }
+
     async fn fetch_layer(
         &self,
         registry: &str,
@@ -469,51 +487,50 @@ impl Puller {
         loop {
             attempt += 1;
             let offset = ingest.offset();
-            let response = match foreign {
-                Some(url) => self.client.foreign(url, offset).await?,
-                None => {
-                    self.client
-                        .blob(registry, repository, digest, offset)
-                        .await?
+            let response = self
+                .request_layer(registry, repository, layer, offset)
+                .await?;
+            let interrupted = match answer_to_range(&response, offset) {
+                RangeAnswer::Refused(problem) => {
+                    let refusal = Err(PullError::Registry(RegistryError::Protocol(format!(
+                        "layer {digest}: {problem}"
+                    ))));
+                    return refuse_download(ingest, streaming, refusal).await;
+                }
+                // Counted as an attempt, so a server answering 416 to every range cannot
+                // keep the pull going round.
+                RangeAnswer::Unresumable => {
+                    restart(&mut ingest, &mut streaming).await?;
+                    Some("the registry could not resume (416); starting over".to_owned())
+                }
+                answer => {
+                    if answer == RangeAnswer::Whole {
+                        restart(&mut ingest, &mut streaming).await?;
+                    }
+                    let received = receive(
+                        &self.client,
+                        response,
+                        &mut ingest,
+                        streaming.as_mut(),
+                        layer,
+                        observer,
+                    )
+                    .await;
+                    match received {
+                        Err(refusal) => {
+                            return refuse_download(ingest, streaming, Err(refusal)).await;
+                        }
+                        Ok(None) if ingest.offset() >= layer.size => break,
+                        Ok(None) => Some(format!(
+                            "the body ended after {} of {} bytes",
+                            ingest.offset(),
+                            layer.size
+                        )),
+                        Ok(failure) => failure,
+                    }
                 }
             };
-            if response.status() == StatusCode::RANGE_NOT_SATISFIABLE
-                || (offset > 0 && response.status() == StatusCode::OK)
-            {
-                // The server cannot (or did not) resume: start over from the first byte,
-                // and unpack from the stored blob afterwards.
-                ingest.restart().await?;
-                if let Some(stream) = streaming.take() {
-                    stream.abandon();
-                }
-                if response.status() == StatusCode::RANGE_NOT_SATISFIABLE {
-                    continue;
-                }
-            }
-            let received = receive(
-                &self.client,
-                response,
-                &mut ingest,
-                streaming.as_mut(),
-                layer,
-                observer,
-            )
-            .await;
-            let Ok(mut failure) = received else {
-                return refuse_download(ingest, streaming, received).await;
-            };
-            match failure {
-                None if ingest.offset() >= layer.size => break,
-                None => {
-                    failure = Some(format!(
-                        "the body ended after {} of {} bytes",
-                        ingest.offset(),
-                        layer.size
-                    ));
-                }
-                Some(_) => {}
-            }
-            let last = failure.unwrap_or_default();
+            let last = interrupted.unwrap_or_default();
             if attempt >= RESUME_ATTEMPTS {
                 ingest.settle().await;
                 return Err(PullError::Interrupted {
@@ -541,6 +558,71 @@ impl Puller {
             None => Ok(false),
         }
     }
+}
+
+/// Starts a download over from its first byte; a streaming unpack cannot follow, so it is
+/// abandoned and the layer unpacked from the stored blob once it is whole.
+async fn restart(
+    ingest: &mut Ingest,
+    streaming: &mut Option<StreamingUnpack>,
+) -> Result<(), PullError> {
+    ingest.restart().await?;
+    if let Some(stream) = streaming.take() {
+        stream.abandon();
+    }
+    Ok(())
+}
+
+/// What a blob response means for a download that asked from `offset`.
+#[derive(Debug, PartialEq, Eq)]
+enum RangeAnswer {
+    /// The bytes from `offset` on: a whole body for 0, a partial one starting at `offset`.
+    Continues,
+    /// The whole blob although a range was asked for.
+    Whole,
+    /// 416 to a range: the download starts again from the first byte.
+    Unresumable,
+    /// An answer a blob download cannot use; why.
+    Refused(String),
+}
+
+fn answer_to_range(response: &reqwest::Response, offset: u64) -> RangeAnswer {
+    let status = response.status();
+    match (offset, status) {
+        (0, StatusCode::OK) => RangeAnswer::Continues,
+        (0, StatusCode::RANGE_NOT_SATISFIABLE) => RangeAnswer::Refused(
+            "the registry answered 416 (range not satisfiable) to a request for the whole blob"
+                .to_owned(),
+        ),
+        (_, StatusCode::OK) => RangeAnswer::Whole,
+        (_, StatusCode::RANGE_NOT_SATISFIABLE) => RangeAnswer::Unresumable,
+        (_, StatusCode::PARTIAL_CONTENT) if offset > 0 => {
+            let range = response
+                .headers()
+                .get(reqwest::header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok());
+            match range.and_then(content_range_start) {
+                Some(start) if start == offset => RangeAnswer::Continues,
+                Some(start) => RangeAnswer::Refused(format!(
+                    "asked for the bytes from {offset}, the registry sent them from {start}"
+                )),
+                None => RangeAnswer::Refused(format!(
+                    "the registry answered 206 without a usable Content-Range ({range:?})"
+                )),
+            }
+        }
+        _ => RangeAnswer::Refused(format!(
+            "the registry answered {status} to a blob download; pane expects 200{}",
+            if offset > 0 { " or 206" } else { "" }
+        )),
+    }
+}
+
+/// The first byte of `Content-Range: bytes <first>-<last>/<length>`.
+fn content_range_start(value: &str) -> Option<u64> {
+    let range = value.trim().strip_prefix("bytes ")?;
+    let (first, _) = range.split_once('-')?;
+    first.trim().parse().ok()
 }
 
 /// Ends a download whose bytes were refused: it leaves nothing behind, not even its partial.

@@ -537,3 +537,121 @@ async fn the_client_never_shows_its_tokens() {
     assert!(!shown.contains("TOKEN-SECRET-123"), "{shown}");
     assert!(shown.contains("windows/app"), "{shown}");
 }
+
+/// The requests `registry` saw for `digest`.
+fn blob_requests(registry: &Hostile, digest: &str) -> Vec<Request> {
+    registry
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with(digest))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_registry_answering_416_to_the_whole_blob_is_refused_at_once() {
+    let image = Image::new(vec![6; 100], 100);
+    let layer_digest = image.layer_digest.clone();
+    let registry = Hostile::start(move |request: &Request| {
+        if request.path.ends_with(&layer_digest) {
+            Reply::status(416)
+        } else {
+            image.reply("windows/app", request)
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let digest = Image::new(vec![6; 100], 100).layer_digest;
+    let error = tokio::time::timeout(
+        Duration::from_secs(60),
+        pull(&registry, no_credentials(), dir.path()),
+    )
+    .await
+    .expect("the pull ends on its own")
+    .unwrap_err();
+    assert!(error.to_string().contains("416"), "{error}");
+    assert_eq!(blob_requests(&registry, &digest).len(), 1);
+    assert_store_empty(dir.path());
+}
+
+/// A layer whose first answer breaks off half-way, and whose range answers come from
+/// `resume`.
+async fn interrupted_layer(
+    resume: impl Fn(&Image) -> Reply + Send + Sync + 'static,
+) -> (Hostile, Image) {
+    let image = Image::new((0..100).collect(), 100);
+    let served = image.clone();
+    let registry = Hostile::start(move |request: &Request| {
+        if !request.path.ends_with(&served.layer_digest) {
+            return served.reply("windows/app", request);
+        }
+        if request.header("range").is_some() {
+            return resume(&served);
+        }
+        Reply::Full {
+            status: 200,
+            headers: vec![("Content-Length".into(), "100".into())],
+            body: served.layer[..50].to_vec(),
+        }
+    })
+    .await;
+    (registry, image)
+}
+
+#[tokio::test]
+async fn a_resumed_range_that_starts_elsewhere_is_refused() {
+    let (registry, image) = interrupted_layer(|image| Reply::Full {
+        status: 206,
+        headers: vec![("Content-Range".into(), "bytes 10-59/100".into())],
+        body: image.layer[10..60].to_vec(),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let error = pull(&registry, no_credentials(), dir.path())
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("asked for the bytes from 50"),
+        "{error}"
+    );
+    assert_eq!(blob_requests(&registry, &image.layer_digest).len(), 2);
+    assert_store_empty(dir.path());
+}
+
+#[tokio::test]
+async fn a_resumed_range_is_appended_where_it_starts() {
+    let (registry, image) = interrupted_layer(|image| Reply::Full {
+        status: 206,
+        headers: vec![("Content-Range".into(), "bytes 50-99/100".into())],
+        body: image.layer[50..].to_vec(),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let record = pull(&registry, no_credentials(), dir.path()).await.unwrap();
+    assert_eq!(record.layers, vec![image.layer_digest.clone()]);
+    let ranges: Vec<String> = blob_requests(&registry, &image.layer_digest)
+        .iter()
+        .filter_map(|r| r.header("range").map(str::to_owned))
+        .collect();
+    assert_eq!(ranges, ["bytes=50-"]);
+}
+
+#[tokio::test]
+async fn a_blob_answer_without_content_is_refused_not_retried() {
+    let image = Image::new(vec![7; 100], 100);
+    let layer_digest = image.layer_digest.clone();
+    let registry = Hostile::start(move |request: &Request| {
+        if request.path.ends_with(&layer_digest) {
+            Reply::status(204)
+        } else {
+            image.reply("windows/app", request)
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let digest = Image::new(vec![7; 100], 100).layer_digest;
+    let error = pull(&registry, no_credentials(), dir.path())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("204"), "{error}");
+    assert_eq!(blob_requests(&registry, &digest).len(), 1);
+}

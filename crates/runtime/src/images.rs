@@ -150,6 +150,8 @@ fn layer_error(e: &pane_wclayer::LayerError) -> RuntimeError {
 impl ImageService {
     /// The stores under `root` (`content/` and `layers/`, as the `pane` command keeps them).
     pub fn open(root: &Path, settings: ImageSettings) -> Result<Self, RuntimeError> {
+        // The root first: a layer planted under `layers/` is trusted as unpacked.
+        pane_oci::store::secure_root(root).map_err(store_error)?;
         Ok(Self {
             content: ContentStore::open(&root.join("content")).map_err(store_error)?,
             layers: HostLayers::open(root).map_err(|e| layer_error(&e))?,

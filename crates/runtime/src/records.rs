@@ -136,6 +136,10 @@ fn state_error(path: &Path, reason: impl std::fmt::Display) -> RuntimeError {
 
 impl RecordStore {
     pub fn open(root: &Path) -> Result<Self, RuntimeError> {
+        // The root is made private before anything is created in it (see pane_oci's
+        // `secure_root`): container records name layers and commands that others must not
+        // plant.
+        pane_oci::store::secure_root(root).map_err(|e| state_error(root, e))?;
         let dir = root.join("containers");
         std::fs::create_dir_all(&dir).map_err(|e| state_error(&dir, e))?;
         Ok(Self {

@@ -19,6 +19,9 @@ use crate::progress::PullProgress;
 type Failure = Box<dyn std::error::Error>;
 
 pub fn store(root: &Path) -> Result<ContentStore, Failure> {
+    // The root is secured before its first child: `layers/` beside the content store is
+    // trusted as much as the blobs.
+    pane_oci::store::secure_root(root)?;
     Ok(ContentStore::open(&root.join("content"))?)
 }
 

@@ -25,6 +25,7 @@ mod records;
 pub use file_lock::FileLock;
 pub use gc::Pruned;
 pub use lease::Lease;
+pub use private_dir::secure_root;
 pub use records::ImageRecord;
 
 use std::collections::HashMap;
@@ -113,7 +114,7 @@ fn hex_of(digest: &str) -> Result<&str, StoreError> {
 
 impl ContentStore {
     pub fn open(root: &Path) -> Result<Self, StoreError> {
-        private_dir::ensure(root)?;
+        private_dir::secure_root(root)?;
         for dir in [
             root.join("blobs/sha256"),
             root.join("ingest"),

@@ -124,21 +124,27 @@ pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
     // SAFETY: the path is a NUL-terminated copy that outlives the call, and the attributes
     // point at a valid descriptor that outlives it too.
     unsafe { CreateDirectoryW(&HSTRING::from(path), Some(&raw const attributes)) }
-        .map_err(std::io::Error::other)
+        // The thread's last error still holds the failure, which std maps to its kind (a
+        // racing creator's ERROR_ALREADY_EXISTS becomes `AlreadyExists`).
+        .map_err(|_| std::io::Error::last_os_error())
 }
 
-/// Checks an existing root: refused unless SYSTEM or Administrators own it; its DACL set to
-/// the private one if it is anything else. Returns whether it was changed.
-pub fn secure_existing_dir(path: &Path) -> Result<bool, String> {
-    let name = HSTRING::from(path);
+/// The owner and DACL of `path`, read together.
+struct PathSecurity {
+    descriptor: LocalDescriptor,
+    owner: PSID,
+}
+
+fn read_security(path: &Path) -> Result<PathSecurity, String> {
     let mut owner = PSID::default();
     let mut dacl: *mut ACL = std::ptr::null_mut();
     let mut current = PSECURITY_DESCRIPTOR::default();
-    // SAFETY: the out-pointers are valid locals; `owner` and `dacl` point into `current`,
-    // which is freed by its guard after their last use below.
+    // SAFETY: the path is a NUL-terminated copy that outlives the call; the out-pointers
+    // are valid locals, and `owner` points into the descriptor, which the returned value
+    // owns (and frees) together with it.
     let status = unsafe {
         GetNamedSecurityInfoW(
-            &name,
+            &HSTRING::from(path),
             SE_FILE_OBJECT,
             OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION,
             Some(&raw mut owner),
@@ -148,29 +154,47 @@ pub fn secure_existing_dir(path: &Path) -> Result<bool, String> {
             &raw mut current,
         )
     };
-    let current = LocalDescriptor(current);
+    let descriptor = LocalDescriptor(current);
     if status.is_err() {
         return Err(format!(
             "its security cannot be read: {}",
             status.to_hresult().message()
         ));
     }
-    // SAFETY: `owner` points into the descriptor `current` holds.
+    Ok(PathSecurity { descriptor, owner })
+}
+
+/// Refuses `path` unless SYSTEM, Administrators or the account running pane owns it.
+pub fn check_owner(path: &Path) -> Result<(), String> {
+    let security = read_security(path)?;
+    // SAFETY: `owner` points into the descriptor `security` holds.
     let trusted = unsafe {
-        IsWellKnownSid(owner, WinBuiltinAdministratorsSid).as_bool()
-            || IsWellKnownSid(owner, WinLocalSystemSid).as_bool()
-    } || owned_by_current_user(owner)?;
-    if !trusted {
-        return Err(
-            "it is owned by an account other than SYSTEM, Administrators or the one running \
-             pane, so someone else created it before pane did: delete it as an administrator, \
-             or choose another --root"
+        IsWellKnownSid(security.owner, WinBuiltinAdministratorsSid).as_bool()
+            || IsWellKnownSid(security.owner, WinLocalSystemSid).as_bool()
+    } || owned_by_current_user(security.owner)?;
+    if trusted {
+        Ok(())
+    } else {
+        Err(
+            "owned by an account other than SYSTEM, Administrators or the one running pane, \
+             so someone else created it: delete it as an administrator, or choose another \
+             --root"
                 .to_owned(),
-        );
+        )
     }
-    if dacl_text(&current)?.as_deref().is_some_and(is_private_dacl) {
-        return Ok(false);
-    }
+}
+
+/// Whether `path` has the private DACL.
+pub fn has_private_dacl(path: &Path) -> Result<bool, String> {
+    let security = read_security(path)?;
+    Ok(dacl_text(&security.descriptor)?
+        .as_deref()
+        .is_some_and(is_private_dacl))
+}
+
+/// Sets the private DACL on `path`; Windows propagates its inheritable entries to
+/// everything beneath.
+pub fn set_private_dacl(path: &Path) -> Result<(), String> {
     let wanted = private_descriptor().map_err(|e| e.to_string())?;
     let mut present = BOOL(0);
     let mut defaulted = BOOL(0);
@@ -189,7 +213,7 @@ pub fn secure_existing_dir(path: &Path) -> Result<bool, String> {
     // SAFETY: the path outlives the call, and the ACL is valid (see above).
     let status = unsafe {
         SetNamedSecurityInfoW(
-            &name,
+            &HSTRING::from(path),
             SE_FILE_OBJECT,
             DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
             None,
@@ -204,7 +228,7 @@ pub fn secure_existing_dir(path: &Path) -> Result<bool, String> {
             status.to_hresult().message()
         ));
     }
-    Ok(true)
+    Ok(())
 }
 
 /// The DACL of `descriptor` as SDDL.
@@ -255,6 +279,7 @@ mod tests {
         // under wine 8: it keeps neither the DACL CreateDirectoryW is given nor the one
         // SetNamedSecurityInfoW sets (both succeed; reading it back gives wine's default),
         // so there a repair is reported on every open. Windows keeps both (documented).
-        assert!(secure_existing_dir(&root).is_ok());
+        assert!(check_owner(&root).is_ok());
+        assert!(set_private_dacl(&root).is_ok());
     }
 }
