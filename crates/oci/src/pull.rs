@@ -397,6 +397,9 @@ impl Puller {
         }
         let entry = &entries[choice.index];
         let chosen = &entry.digest;
+        // Checked here, not left to `manifest`, which takes anything without a `:` for a
+        // tag: an entry's "digest" must never name another manifest of the repository.
+        crate::registry::validate_digest(chosen)?;
         let fetched = self
             .client
             .manifest(reference.registry(), reference.repository(), chosen)
@@ -640,8 +643,8 @@ async fn refuse_download(
 
 /// Appends a response body to the download, and hands it to the streaming unpack if there
 /// is one; returns why the body stopped early, if it did. A body that would take the blob
-/// past its declared size is refused before those bytes are written, and a stall is final
-/// (resuming a registry that stopped answering only waits again).
+/// past its declared size is refused before those bytes are written, and a stall or a
+/// trickle is final (resuming a registry that stopped answering only waits again).
 async fn receive(
     client: &RegistryClient,
     response: reqwest::Response,
@@ -663,6 +666,7 @@ async fn receive(
         return Err(oversized());
     }
     let url = response.url().to_string();
+    let mut pace = client.body_pace();
     let mut body = response.bytes_stream();
     while let Some(chunk) = body.next().await {
         let bytes = match chunk {
@@ -670,6 +674,8 @@ async fn receive(
             Err(e) if e.is_timeout() => return Err(client.request_error(&url, e).into()),
             Err(e) => return Ok(Some(e.to_string())),
         };
+        // Final like a stall: resuming a registry that trickles only trickles again.
+        pace.arrived(&url, bytes.len())?;
         if ingest.offset() + bytes.len() as u64 > layer.size {
             return Err(oversized());
         }

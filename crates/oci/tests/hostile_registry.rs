@@ -487,6 +487,44 @@ async fn an_index_entry_digest_is_checked_before_it_reaches_a_url() {
 }
 
 #[tokio::test]
+async fn an_index_entry_digest_that_looks_like_a_tag_is_refused() {
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [{
+            "mediaType": OCI_MANIFEST,
+            "digest": "v2",
+            "size": 10,
+            "platform": {"os": "windows", "architecture": "amd64", "os.version": "10.0.20348.1"}
+        }]
+    }))
+    .unwrap();
+    let registry = Hostile::start(move |request: &Request| {
+        if request.path.contains("/manifests/v1") {
+            Reply::ok(OCI_INDEX, index.clone())
+        } else {
+            Reply::status(404)
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let error = pull(&registry, no_credentials(), dir.path())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, PullError::Registry(RegistryError::BadDigest { .. })),
+        "{error}"
+    );
+    let manifests: Vec<String> = registry
+        .requests()
+        .into_iter()
+        .map(|r| r.path)
+        .filter(|p| p.contains("/manifests/"))
+        .collect();
+    assert_eq!(manifests, ["/v2/windows/app/manifests/v1"]);
+}
+
+#[tokio::test]
 async fn a_foreign_layer_url_over_plain_http_is_refused() {
     let image = Image::new(vec![9; 100], 100);
     let manifest = image.edited_manifest(|m| {
@@ -654,4 +692,36 @@ async fn a_blob_answer_without_content_is_refused_not_retried() {
         .unwrap_err();
     assert!(error.to_string().contains("204"), "{error}");
     assert_eq!(blob_requests(&registry, &digest).len(), 1);
+}
+
+#[tokio::test]
+async fn a_layer_trickled_just_inside_the_read_timeout_is_cut_off() {
+    let image = Image::new(vec![b'0'; 100 << 10], 100 << 10);
+    let layer_digest = image.layer_digest.clone();
+    let registry = Hostile::start(move |request: &Request| {
+        if request.path.ends_with(&layer_digest) {
+            // Each byte well inside the 2 s read timeout, the whole layer in 6 hours.
+            Reply::Trickle {
+                length: 100 << 10,
+                every: Duration::from_millis(200),
+            }
+        } else {
+            image.reply("windows/app", request)
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let error = tokio::time::timeout(
+        Duration::from_secs(60),
+        pull(&registry, no_credentials(), dir.path()),
+    )
+    .await
+    .expect("the pull ends on its own")
+    .unwrap_err();
+    assert!(
+        matches!(&error, PullError::Registry(RegistryError::TooSlow { .. })),
+        "{error}"
+    );
+    assert!(error.to_string().contains("--registry-timeout"), "{error}");
+    assert_store_empty(dir.path());
 }

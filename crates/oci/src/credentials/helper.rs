@@ -55,44 +55,13 @@ pub(super) fn get(
     {
         return Err(missing("the name is not a plain helper name".to_owned()));
     }
-    let mut child = Command::new(format!("docker-credential-{name}"))
-        .arg("get")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| missing(e.to_string()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A helper that exits without reading closes the pipe; its exit status says more.
-        let _ = stdin.write_all(server_url.as_bytes());
-    }
-    let stdout = child.stdout.take();
-    let reader = std::thread::spawn(move || {
-        let mut output = Vec::new();
-        if let Some(stdout) = stdout {
-            let _ = stdout.take(MAX_OUTPUT_BYTES).read_to_end(&mut output);
-        }
-        output
-    });
-    let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() < HELPER_TIMEOUT => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(failed(format!(
-                    "no answer within {} s",
-                    HELPER_TIMEOUT.as_secs()
-                )));
-            }
-            Err(e) => return Err(failed(e.to_string())),
-        }
+    let mut program = Command::new(format!("docker-credential-{name}"));
+    program.arg("get");
+    let (status, output) = match run(program, server_url, HELPER_TIMEOUT) {
+        Ok(answer) => answer,
+        Err(HelperRun::NotStarted(e)) => return Err(missing(e.to_string())),
+        Err(HelperRun::Failed(problem)) => return Err(failed(problem)),
     };
-    let output = reader.join().unwrap_or_default();
     let text = String::from_utf8_lossy(&output);
     if !status.success() {
         if text.contains(NOT_FOUND) {
@@ -115,6 +84,68 @@ pub(super) fn get(
     }))
 }
 
+enum HelperRun {
+    NotStarted(std::io::Error),
+    Failed(String),
+}
+
+/// Runs `program` with `input` on stdin; its exit status and up to [`MAX_OUTPUT_BYTES`] of
+/// its stdout, all within `timeout`.
+fn run(
+    mut program: Command,
+    input: &str,
+    timeout: Duration,
+) -> Result<(std::process::ExitStatus, Vec<u8>), HelperRun> {
+    let mut child = program
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(HelperRun::NotStarted)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A helper that exits without reading closes the pipe; its exit status says more.
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    let stdout = child.stdout.take();
+    // The output arrives over a channel, not a join: a process the helper started may keep
+    // its stdout open after the helper exits, and the wait for it must end with the timeout.
+    let (sender, output) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut read = Vec::new();
+        if let Some(stdout) = stdout {
+            let _ = stdout.take(MAX_OUTPUT_BYTES).read_to_end(&mut read);
+        }
+        let _ = sender.send(read);
+    });
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() < timeout => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(HelperRun::Failed(format!(
+                    "no answer within {} s",
+                    timeout.as_secs()
+                )));
+            }
+            Err(e) => return Err(HelperRun::Failed(e.to_string())),
+        }
+    };
+    let remaining = timeout.saturating_sub(started.elapsed());
+    let output = output.recv_timeout(remaining).map_err(|_| {
+        HelperRun::Failed(format!(
+            "it exited, but its output did not end within {} s (a process it started holds \
+             it open)",
+            timeout.as_secs()
+        ))
+    })?;
+    Ok((status, output))
+}
+
 /// The first line of a helper's message, without control characters, for an error.
 fn printable(text: &str) -> String {
     text.lines()
@@ -124,4 +155,28 @@ fn printable(text: &str) -> String {
         .filter(|c| !c.is_control())
         .take(300)
         .collect()
+}
+
+#[cfg(test)]
+#[cfg(unix)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_helper_whose_child_keeps_its_output_open_is_not_waited_for_forever() {
+        // The helper answers and exits; the process it left behind holds stdout for 20 s.
+        let mut program = Command::new("sh");
+        program.args(["-c", r#"sleep 20 & echo '{"Username":"u","Secret":"s"}'"#]);
+        let outcome = run(program, "https://r.example", Duration::from_secs(1));
+        match outcome {
+            Err(HelperRun::Failed(problem)) => {
+                assert!(problem.contains("did not end"), "{problem}");
+            }
+            Ok((status, output)) => panic!(
+                "waited for the helper's child: {status}, {}",
+                String::from_utf8_lossy(&output)
+            ),
+            Err(HelperRun::NotStarted(e)) => panic!("sh did not start: {e}"),
+        }
+    }
 }

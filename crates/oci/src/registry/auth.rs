@@ -20,6 +20,22 @@ impl RegistryClient {
         hint
     }
 
+    /// The credentials for `registry`, looked up off the async workers: a credential helper
+    /// may take up to its timeout.
+    pub(super) async fn credentials_for(
+        &self,
+        registry: &str,
+    ) -> Result<Option<Credentials>, RegistryError> {
+        let source = self.options.credentials.clone();
+        let registry = registry.to_owned();
+        tokio::task::spawn_blocking(move || source.for_registry(&registry))
+            .await
+            .map_err(|e| {
+                RegistryError::Protocol(format!("the credential lookup did not finish: {e}"))
+            })?
+            .map_err(RegistryError::from)
+    }
+
     /// Refuses a token service that would receive credentials in the clear (or is no web
     /// service at all).
     fn check_realm(&self, registry: &str, realm: &str) -> Result<(), RegistryError> {
@@ -48,7 +64,7 @@ impl RegistryClient {
         repository: &str,
         challenge: &str,
     ) -> Result<String, RegistryError> {
-        let credentials = self.options.credentials.for_registry(registry)?;
+        let credentials = self.credentials_for(registry).await?;
         let (scheme, parameters) = parse_challenge(challenge);
         if scheme.eq_ignore_ascii_case("basic") {
             return match credentials {

@@ -31,6 +31,12 @@ impl RegistryClient {
                 seconds: self.options.read_timeout.as_secs(),
             };
         }
+        if let Some(refused) = refused_redirect(&source) {
+            return RegistryError::InsecureRedirect {
+                from: refused.from.clone(),
+                to: refused.to.clone(),
+            };
+        }
         if let Some(detail) = certificate_problem(&source) {
             return RegistryError::Certificate {
                 url: url.to_owned(),
@@ -74,6 +80,18 @@ impl RegistryClient {
         }
         Ok(body)
     }
+}
+
+/// The refused redirect behind a request error, if that is what it is.
+fn refused_redirect(error: &reqwest::Error) -> Option<&super::RedirectRefused> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if let Some(refused) = current.downcast_ref::<super::RedirectRefused>() {
+            return Some(refused);
+        }
+        cause = current.source();
+    }
+    None
 }
 
 /// The certificate failure behind a request error, if that is what it is. Neither reqwest
@@ -133,26 +151,40 @@ mod tests {
         }
     }
 
-    /// A TLS server with a self-signed certificate (openssl makes it, Python serves it) that
-    /// counts the connections it accepts. Unix only: wine cannot start either program.
+    /// A TLS server with a self-signed certificate (openssl makes it, Python serves it). It
+    /// prints "accepted" for each connection and answers each with `reply` (Python bytes),
+    /// or closes it when `reply` is `None`. Unix only: wine cannot start either program.
     #[cfg(unix)]
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_refused_certificate_is_not_retried() {
-        let dir = tempfile::tempdir().unwrap();
-        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-        let made = std::process::Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            ])
-            .args(["-subj", "/CN=localhost", "-keyout"])
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("openssl is needed for this test (apt-get install openssl)");
-        assert!(made.success());
-        let script = r"
+    struct TlsServer {
+        _dir: tempfile::TempDir,
+        child: std::process::Child,
+        lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+        port: u16,
+    }
+
+    #[cfg(unix)]
+    impl TlsServer {
+        fn start(reply: Option<&str>) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            let made = std::process::Command::new("openssl")
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                ])
+                .args(["-subj", "/CN=localhost", "-keyout"])
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("openssl is needed for this test (apt-get install openssl)");
+            assert!(made.success());
+            let answer = reply.map_or_else(
+                || "pass".to_owned(),
+                |reply| format!("tls.recv(65536)\n        tls.sendall({reply})"),
+            );
+            let script = format!(
+                r"
 import socket, ssl, sys
 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 context.load_cert_chain(sys.argv[1], sys.argv[2])
@@ -164,42 +196,101 @@ while True:
     connection, _ = server.accept()
     print('accepted', flush=True)
     try:
-        context.wrap_socket(connection, server_side=True).close()
+        tls = context.wrap_socket(connection, server_side=True)
+        {answer}
+        tls.close()
     except Exception:
         connection.close()
-";
-        let mut server = std::process::Command::new("python3")
-            .arg("-c")
-            .arg(script)
-            .arg(&cert)
-            .arg(&key)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3 is needed for this test");
-        let mut lines =
-            std::io::BufRead::lines(std::io::BufReader::new(server.stdout.take().unwrap()));
-        let port: u16 = lines.next().unwrap().unwrap().trim().parse().unwrap();
+"
+            );
+            let mut child = std::process::Command::new("python3")
+                .arg("-c")
+                .arg(script)
+                .arg(&cert)
+                .arg(&key)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("python3 is needed for this test");
+            let mut lines =
+                std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+            let port: u16 = lines.next().unwrap().unwrap().trim().parse().unwrap();
+            Self {
+                _dir: dir,
+                child,
+                lines,
+                port,
+            }
+        }
+
+        /// Stops the server; the connections it accepted.
+        fn stop(mut self) -> usize {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            self.lines
+                .map_while(Result::ok)
+                .filter(|l| l == "accepted")
+                .count()
+        }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_certificate_is_not_retried() {
+        let server = TlsServer::start(None);
         let client = RegistryClient::new(crate::registry::RegistryOptions {
             attempts: 5,
             first_backoff: std::time::Duration::from_millis(10),
             ..crate::registry::RegistryOptions::default()
         })
         .unwrap();
-        let url = format!("https://127.0.0.1:{port}/v2/");
+        let url = format!("https://127.0.0.1:{}/v2/", server.port);
         let error = client
             .send("tls.example", "app", &url, |request| request)
             .await
             .unwrap_err();
-        let _ = server.kill();
-        let _ = server.wait();
-        let accepted = lines
-            .map_while(Result::ok)
-            .filter(|l| l == "accepted")
-            .count();
+        let accepted = server.stop();
         assert!(
             matches!(error, RegistryError::Certificate { .. }),
             "{error}"
         );
         assert_eq!(accepted, 1, "one attempt, not five");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_redirect_from_https_to_plain_http_is_not_followed() {
+        // Where the redirect points: a plain HTTP listener that records whether it was
+        // reached.
+        let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        target.set_nonblocking(true).unwrap();
+        let location = format!("http://{}/v2/app/blobs/x", target.local_addr().unwrap());
+        let server = TlsServer::start(Some(&format!(
+            "b'HTTP/1.1 302 Found\\r\\nLocation: {location}\\r\\nContent-Length: 0\\r\\n\\r\\n'"
+        )));
+        // The same client as a registry's, except that it trusts the test's certificate.
+        let options = crate::registry::RegistryOptions::default();
+        let client = RegistryClient {
+            http: reqwest::Client::builder()
+                .redirect(super::super::redirect_policy())
+                .tls_danger_accept_invalid_certs(true)
+                .build()
+                .unwrap(),
+            options,
+            authorizations: std::sync::Mutex::default(),
+        };
+        let url = format!("https://127.0.0.1:{}/v2/app/blobs/x", server.port);
+        let error = client
+            .send("tls.example", "app", &url, |request| request)
+            .await
+            .unwrap_err();
+        server.stop();
+        assert!(
+            matches!(&error, RegistryError::InsecureRedirect { to, .. } if *to == location),
+            "{error}"
+        );
+        assert!(
+            target.accept().is_err(),
+            "the plain HTTP target was reached"
+        );
     }
 }

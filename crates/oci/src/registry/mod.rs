@@ -94,14 +94,35 @@ pub enum RegistryError {
     Certificate { url: String, detail: String },
     #[error("{digest:?} is not a valid digest (sha256:<64 hex> or sha512:<128 hex>)")]
     BadDigest { digest: String },
+    #[error(
+        "{url}: only {bytes} bytes arrived in {seconds} s; the registry is trickling its \
+         answer (raise --registry-timeout if the link is really that slow)"
+    )]
+    TooSlow {
+        url: String,
+        bytes: u64,
+        seconds: u64,
+    },
+    #[error(
+        "{from} redirected to {to}, from HTTPS to plain HTTP; pane does not follow a redirect \
+         that drops TLS"
+    )]
+    InsecureRedirect { from: String, to: String },
 }
 
+/// The start of an error body as it may be shown: control characters (terminal escapes,
+/// carriage returns that overwrite a line) become spaces.
 fn body_hint(body: &str) -> String {
-    let body = body.trim();
-    if body.is_empty() {
+    let shown: String = body
+        .chars()
+        .take(300)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let shown = shown.trim();
+    if shown.is_empty() {
         String::new()
     } else {
-        format!(": {}", body.chars().take(300).collect::<String>())
+        format!(": {shown}")
     }
 }
 
@@ -171,6 +192,7 @@ impl RegistryClient {
     pub fn new(options: RegistryOptions) -> Result<Self, RegistryError> {
         let http = Client::builder()
             .user_agent(concat!("pane/", env!("CARGO_PKG_VERSION")))
+            .redirect(redirect_policy())
             .connect_timeout(options.read_timeout.min(Duration::from_secs(30)))
             .read_timeout(options.read_timeout)
             .build()
@@ -200,7 +222,8 @@ impl RegistryClient {
     /// Whether `url` is on the registry's own host and port (a redirect may leave it).
     fn on_registry(&self, registry: &str, url: &reqwest::Url) -> bool {
         reqwest::Url::parse(&self.base_url(registry)).is_ok_and(|base| {
-            base.host_str() == url.host_str()
+            base.scheme() == url.scheme()
+                && base.host_str() == url.host_str()
                 && base.port_or_known_default() == url.port_or_known_default()
         })
     }
@@ -301,19 +324,30 @@ impl RegistryClient {
     ) -> Result<Response, RegistryError> {
         validate_digest(digest)?;
         let url = format!("{}/v2/{repository}/blobs/{digest}", self.base_url(registry));
-        let response = self
-            .send(registry, repository, &url, |request| {
-                if offset > 0 {
-                    request.header(RANGE, format!("bytes={offset}-"))
-                } else {
-                    request
-                }
-            })
-            .await?;
-        if response.status() == StatusCode::RANGE_NOT_SATISFIABLE {
-            return Ok(response);
-        }
-        success(&url, response).await
+        // Up to the response's headers (retries, a challenge and its token, an error body)
+        // within the document deadline; the body is bounded by `read_timeout` per read and
+        // by [`BodyPace`].
+        let request = async {
+            let response = self
+                .send(registry, repository, &url, |request| {
+                    if offset > 0 {
+                        request.header(RANGE, format!("bytes={offset}-"))
+                    } else {
+                        request
+                    }
+                })
+                .await?;
+            if response.status() == StatusCode::RANGE_NOT_SATISFIABLE {
+                return Ok(response);
+            }
+            success(&url, response).await
+        };
+        self.within_deadline(&url, request).await
+    }
+
+    /// A pace check for a body of this client's: see [`BodyPace`].
+    pub fn body_pace(&self) -> BodyPace {
+        BodyPace::new(self.options.read_timeout)
     }
 
     /// Fetches a non-distributable layer from one of its `urls` (no registry auth is sent).
@@ -330,11 +364,14 @@ impl RegistryClient {
         if offset > 0 {
             request = request.header(RANGE, format!("bytes={offset}-"));
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|source| self.request_error(url, source))?;
-        success(url, response).await
+        let fetch = async {
+            let response = request
+                .send()
+                .await
+                .map_err(|source| self.request_error(url, source))?;
+            success(url, response).await
+        };
+        self.within_deadline(url, fetch).await
     }
 
     /// Sends with auth, answering a 401 challenge once and retrying transient failures.
@@ -390,7 +427,7 @@ impl RegistryClient {
                 continue;
             }
             if status == StatusCode::UNAUTHORIZED {
-                let hint = if self.options.credentials.for_registry(registry)?.is_some() {
+                let hint = if self.credentials_for(registry).await?.is_some() {
                     "; check the username and password or token".to_owned()
                 } else {
                     self.needs_credentials(registry)
@@ -432,6 +469,83 @@ impl RegistryClient {
         if let Ok(mut map) = self.authorizations.lock() {
             map.insert(key.to_owned(), value);
         }
+    }
+}
+
+/// Follows at most ten redirects (reqwest's default), and none from HTTPS to plain HTTP:
+/// a registry reached over TLS must not hand its blobs, tokens or manifests to a path
+/// anyone on the network can rewrite.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let downgrade = attempt.url().scheme() == "http"
+            && attempt
+                .previous()
+                .last()
+                .is_some_and(|from| from.scheme() == "https");
+        if downgrade {
+            let refusal = RedirectRefused {
+                from: attempt
+                    .previous()
+                    .last()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                to: attempt.url().to_string(),
+            };
+            attempt.error(refusal)
+        } else if attempt.previous().len() >= 10 {
+            attempt.error("more than ten redirects")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// Why a redirect was not followed; found again in the request error's causes.
+#[derive(Debug, thiserror::Error)]
+#[error("a redirect from {from} to {to} leaves HTTPS")]
+pub(crate) struct RedirectRefused {
+    pub(crate) from: String,
+    pub(crate) to: String,
+}
+
+/// Bounds how slowly a body may arrive. Each read must come within the read timeout
+/// (reqwest's), and over every read timeout's span at least [`BodyPace::MIN_BYTES`] must
+/// arrive, so a registry that trickles a byte just inside each timeout is cut off too (as
+/// curl's low-speed limit does), while a slow but moving download is not.
+#[derive(Debug)]
+pub struct BodyPace {
+    window: Duration,
+    started: tokio::time::Instant,
+    bytes: u64,
+}
+
+impl BodyPace {
+    /// 64 KiB per read timeout: about 1 KiB/s with the default 60 s.
+    pub const MIN_BYTES: u64 = 64 << 10;
+
+    fn new(window: Duration) -> Self {
+        Self {
+            window,
+            started: tokio::time::Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    /// Counts `bytes` that just arrived from `url`; refuses a body that is trickling.
+    pub fn arrived(&mut self, url: &str, bytes: usize) -> Result<(), RegistryError> {
+        self.bytes += bytes as u64;
+        if self.started.elapsed() < self.window {
+            return Ok(());
+        }
+        if self.bytes < Self::MIN_BYTES {
+            return Err(RegistryError::TooSlow {
+                url: url.to_owned(),
+                bytes: self.bytes,
+                seconds: self.window.as_secs(),
+            });
+        }
+        *self = Self::new(self.window);
+        Ok(())
     }
 }
 
@@ -516,6 +630,14 @@ mod tests {
             client.base_url("127.0.0.1.nip.io:5000"),
             "https://127.0.0.1.nip.io:5000"
         );
+    }
+
+    #[test]
+    fn error_bodies_are_shown_without_control_characters() {
+        let shown = body_hint("\x1b[2Jpwned\rAccess denied\n\u{7}");
+        assert_eq!(shown, ": [2Jpwned Access denied");
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert_eq!(body_hint(" \n "), "");
     }
 
     #[test]

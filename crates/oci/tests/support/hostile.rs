@@ -47,6 +47,11 @@ pub enum Reply {
     },
     /// Reads the request and never answers.
     Silent,
+    /// Headers declaring `length` bytes, then one byte every `every`.
+    Trickle {
+        length: usize,
+        every: std::time::Duration,
+    },
 }
 
 impl Reply {
@@ -87,7 +92,7 @@ impl Reply {
                 headers.push((name.into(), value.into()));
                 Reply::Endless { status, headers }
             }
-            Reply::Silent => Reply::Silent,
+            other => other,
         }
     }
 }
@@ -206,6 +211,16 @@ async fn serve(
             loop {
                 stream.write_all(&chunk).await?;
             }
+        }
+        Reply::Trickle { length, every } => {
+            let head =
+                format!("HTTP/1.1 200 X\r\nConnection: close\r\nContent-Length: {length}\r\n\r\n");
+            stream.write_all(head.as_bytes()).await?;
+            for _ in 0..length {
+                tokio::time::sleep(every).await;
+                stream.write_all(b"0").await?;
+            }
+            stream.shutdown().await
         }
         Reply::Silent => {
             // Hold the connection open without a byte until the client gives up.
