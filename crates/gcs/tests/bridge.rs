@@ -480,9 +480,11 @@ async fn signals_and_shutdowns_reach_real_processes() {
         )
         .await
         .unwrap();
-    host.signal_process("sig-1", other.process_id, Some(WindowsSignal::CtrlC))
+    let delivered = host
+        .signal_process("sig-1", other.process_id, Some(WindowsSignal::CtrlC))
         .await
         .unwrap();
+    assert!(delivered);
     assert_eq!(
         host.wait_for_process("sig-1", other.process_id, None)
             .await
@@ -510,13 +512,41 @@ async fn signals_and_shutdowns_reach_real_processes() {
         (exit.kind.as_str(), exit.operation.as_str()),
         ("ForcedExit", "Terminate")
     );
-    // Signalling a process that is gone reports not-found, which callers tolerate.
+    host.delete_container_state("sig-1").await.unwrap();
+}
+
+/// hcsshim's host (internal/gcs/process.go `Signal`, container.go `shutdown`) takes the
+/// guest's "not found" for a process or container that is already gone as success: what
+/// was asked for has happened.
+#[tokio::test]
+async fn killing_or_stopping_what_is_already_gone_succeeds() {
+    let Harness { host, peer, _dir } = connect().await;
+    create_started(&host, "gone-1").await;
+    let init = host
+        .execute_process("gone-1", shell("exit 0"))
+        .await
+        .unwrap();
+    host.wait_for_process("gone-1", init.process_id, None)
+        .await
+        .unwrap();
+    let delivered = host
+        .signal_process("gone-1", init.process_id, None)
+        .await
+        .unwrap();
+    assert!(!delivered, "a signal to an exited process reaches nothing");
+    host.delete_container_state("gone-1").await.unwrap();
+    host.shutdown_graceful("gone-1").await.unwrap();
+    host.shutdown_forced("gone-1").await.unwrap();
+    // Only those codes: any other failure is still an error.
+    peer.fail_once(Rpc::SignalProcess, hresults::E_ACCESSDENIED);
     let err = host
-        .signal_process("sig-1", init.process_id, None)
+        .signal_process("gone-1", init.process_id, None)
         .await
         .unwrap_err();
-    assert_eq!(err.hresult().map(|h| h.0), Some(0x8007_0490));
-    host.delete_container_state("sig-1").await.unwrap();
+    assert_eq!(err.hresult().map(|h| h.0), Some(0x8007_0005));
+    peer.fail_once(Rpc::ShutdownForced, hresults::HCS_E_INVALID_STATE);
+    let err = host.shutdown_forced("gone-1").await.unwrap_err();
+    assert_eq!(err.hresult().map(|h| h.0), Some(0x8037_0105));
 }
 
 #[tokio::test]
