@@ -108,6 +108,10 @@ impl GuestConnection {
                 answer.version
             )));
         }
+        if let Err(e) = require_windows_guest(&answer.capabilities) {
+            bridge.close();
+            return Err(e);
+        }
         let connection = Self {
             bridge,
             capabilities: answer.capabilities,
@@ -409,6 +413,21 @@ impl GuestConnection {
     pub fn close(&self) {
         self.bridge.close();
     }
+}
+
+/// pane drives Windows guests only: a Linux guest takes vsock ports rather than the hvsock
+/// GUIDs pane sends for stdio, and other settings besides. hcsshim reads the guest's OS from
+/// `RuntimeOsType`, case-insensitively, empty meaning Windows
+/// (internal/gcs/guestconnection.go `connect`).
+fn require_windows_guest(capabilities: &Capabilities) -> Result<(), BridgeError> {
+    let os = capabilities.runtime_os_type.as_str();
+    if os.is_empty() || os.eq_ignore_ascii_case("windows") {
+        return Ok(());
+    }
+    Err(BridgeError::Protocol(format!(
+        "the guest runs {os} (RuntimeOsType {os:?}); pane runs Windows guests only: boot the \
+         utility VM from a Windows base image"
+    )))
 }
 
 async fn accept_relay(

@@ -47,6 +47,23 @@ async fn connect_with(
     cold_start: bool,
     request: Duration,
 ) -> Harness {
+    let (host, peer, dir) = try_connect_with(peer_config, cold_start, request).await;
+    Harness {
+        host: host.unwrap(),
+        peer,
+        _dir: dir,
+    }
+}
+
+async fn try_connect_with(
+    peer_config: impl FnOnce(Transport) -> PeerConfig,
+    cold_start: bool,
+    request: Duration,
+) -> (
+    Result<GuestConnection, BridgeError>,
+    GuestPeer,
+    tempfile::TempDir,
+) {
     let dir = tempfile::tempdir().unwrap();
     let transport = Transport::Unix {
         dir: dir.path().to_owned(),
@@ -60,14 +77,8 @@ async fn connect_with(
         let _ = guest.serve(stream).await;
     });
     let stream = listener.accept(LIMIT).await.unwrap();
-    let host = GuestConnection::connect(stream, options(transport, cold_start, request))
-        .await
-        .unwrap();
-    Harness {
-        host,
-        peer,
-        _dir: dir,
-    }
+    let host = GuestConnection::connect(stream, options(transport, cold_start, request)).await;
+    (host, peer, dir)
 }
 
 async fn connect() -> Harness {
@@ -442,6 +453,35 @@ async fn a_stalled_request_times_out_and_the_bridge_stays_usable() {
     host.create_container("after-1", &hosted_document(1))
         .await
         .unwrap();
+}
+
+/// pane runs Windows guests only; a Linux guest (hcsshim's LCOW GCS reports `Linux`) would
+/// get Windows stdio settings it cannot use, so it is refused before anything is sent.
+#[tokio::test]
+async fn a_linux_guest_is_refused_at_negotiation() {
+    for os in ["Linux", "linux"] {
+        let linux_guest = |transport| {
+            let mut config = PeerConfig::windows_guest(transport);
+            config.capabilities.runtime_os_type = os.to_owned();
+            config
+        };
+        let (host, peer, _dir) = try_connect_with(linux_guest, true, LIMIT).await;
+        let err = host.unwrap_err();
+        assert!(
+            matches!(&err, BridgeError::Protocol(m) if m.contains(os) && m.contains("Windows guests only")),
+            "{err}"
+        );
+        assert_eq!(peer.received_rpcs(), ["NegotiateProtocol"]);
+    }
+    for os in ["", "Windows", "windows"] {
+        let windows_guest = |transport| {
+            let mut config = PeerConfig::windows_guest(transport);
+            config.capabilities.runtime_os_type = os.to_owned();
+            config
+        };
+        let (host, _peer, _dir) = try_connect_with(windows_guest, true, LIMIT).await;
+        host.unwrap();
+    }
 }
 
 #[tokio::test]
