@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use pane_gcs::frame::{self, MessageType};
-use pane_gcs::messages::{NULL_CONTAINER_ID, WindowsSignal};
+use pane_gcs::messages::{ContainerNotification, NULL_CONTAINER_ID, WindowsSignal};
 use pane_gcs::peer::hresults;
 use pane_gcs::settings::{CombinedLayers, GuestLayer, GuestRequest, vsmb_guest_path};
 use pane_gcs::transport::{GCS_SERVICE_ID, Transport};
@@ -16,6 +16,7 @@ use pane_gcs::{
 use pane_hcs::schema::ProcessParameters;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::broadcast;
 use uuid::Uuid;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -689,6 +690,93 @@ async fn malformed_frames_close_the_bridge_with_an_error() {
     };
     let err = host_against_raw_guest(wrong_version).await.unwrap_err();
     assert!(err.to_string().contains("version 3"), "{err}");
+}
+
+/// A guest that answers negotiation, then answers the next request with `bad` (raw bytes)
+/// instead of a response, and holds the connection open.
+async fn host_against_guest_sending(
+    bad: Vec<u8>,
+) -> (
+    GuestConnection,
+    Result<String, BridgeError>,
+    broadcast::Receiver<ContainerNotification>,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let transport = Transport::Unix {
+        dir: dir.path().to_owned(),
+    };
+    let listener = transport.listen(GCS_SERVICE_ID).await.unwrap();
+    let dialer = transport.clone();
+    tokio::spawn(async move {
+        let mut stream = dialer.connect(GCS_SERVICE_ID).await.unwrap();
+        let negotiate = frame::read_frame(&mut stream, frame::MAX_MESSAGE_SIZE)
+            .await
+            .unwrap()
+            .unwrap();
+        let answer = frame::encode(
+            MessageType::response(Rpc::NegotiateProtocol),
+            negotiate.id,
+            br#"{"Result":0,"Version":4}"#,
+        )
+        .unwrap();
+        stream.write_all(&answer).await.unwrap();
+        frame::read_frame(&mut stream, frame::MAX_MESSAGE_SIZE)
+            .await
+            .unwrap()
+            .unwrap();
+        stream.write_all(&bad).await.unwrap();
+        tokio::time::sleep(LIMIT).await;
+    });
+    let stream = listener.accept(LIMIT).await.unwrap();
+    let host = GuestConnection::connect(stream, options(transport, true, LIMIT))
+        .await
+        .unwrap();
+    let subscribed = host.notifications();
+    let outstanding = tokio::time::timeout(LIMIT, host.dump_stacks())
+        .await
+        .expect("the outstanding request was failed, not left waiting");
+    (host, outstanding, subscribed, dir)
+}
+
+/// hcsshim's host (internal/gcs/bridge.go `recvLoop`) takes a notification it cannot read,
+/// or of a kind it does not know, as a broken bridge: an exit may have been in it, and a
+/// host that drops it waits for that exit forever.
+#[tokio::test]
+async fn an_unreadable_notification_fails_the_bridge_and_every_waiter() {
+    let wrong_field = frame::encode(
+        MessageType::CONTAINER_NOTIFICATION,
+        0,
+        br#"{"ContainerId":"web-1","Type":7,"Operation":"None"}"#,
+    )
+    .unwrap();
+    let not_json = frame::encode(MessageType::CONTAINER_NOTIFICATION, 0, b"{exit").unwrap();
+    let unknown_kind = frame::encode(
+        MessageType(0x3010_0201),
+        0,
+        br#"{"ContainerId":"web-1","Type":"GracefulExit","Operation":"None"}"#,
+    )
+    .unwrap();
+    for bad in [wrong_field, not_json, unknown_kind] {
+        let (host, outstanding, mut subscribed, _dir) = host_against_guest_sending(bad).await;
+        assert!(
+            matches!(&outstanding, Err(BridgeError::Closed { reason }) if reason.contains("notification")),
+            "{outstanding:?}"
+        );
+        assert!(host.bridge().is_closed());
+        let mut late = host.notifications();
+        for subscriber in [&mut subscribed, &mut late] {
+            let next = tokio::time::timeout(LIMIT, subscriber.recv())
+                .await
+                .expect("a subscriber of a closed bridge is told so");
+            assert_eq!(next, Err(broadcast::error::RecvError::Closed));
+        }
+        let later = host.start_container("web-1").await;
+        assert!(
+            matches!(later, Err(BridgeError::Closed { .. })),
+            "{later:?}"
+        );
+    }
 }
 
 #[tokio::test]
