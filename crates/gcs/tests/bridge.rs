@@ -431,8 +431,9 @@ async fn guest_failures_name_the_step_the_container_and_the_hresult() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("$.Settings.FilterType"), "{err}");
+    // hcsshim's guest: HrVmcomputeSystemNotFound (internal/bridgeutils/gcserr).
     let err = host.start_container("missing").await.unwrap_err();
-    assert_eq!(err.hresult().map(|h| h.0), Some(0x8037_010E));
+    assert_eq!(err.hresult().map(|h| h.0), Some(0xC037_010E));
 }
 
 #[tokio::test]
@@ -532,12 +533,13 @@ async fn signals_and_shutdowns_reach_real_processes() {
             .unwrap(),
         128 + 2
     );
-    // A short wait on a live process times out in the guest.
+    // A short wait on a live process times out in the guest, with hcsshim's guest's
+    // HvVmcomputeTimeout (internal/guest/bridge/bridge_v2.go `waitOnProcessV2`).
     let err = host
         .wait_for_process("sig-1", init.process_id, Some(Duration::from_millis(50)))
         .await
         .unwrap_err();
-    assert_eq!(err.hresult().map(|h| h.0), Some(0x8007_0102));
+    assert_eq!(err.hresult().map(|h| h.0), Some(0xC037_0109));
     host.shutdown_forced("sig-1").await.unwrap();
     assert_eq!(
         host.wait_for_process("sig-1", init.process_id, None)
@@ -551,7 +553,8 @@ async fn signals_and_shutdowns_reach_real_processes() {
         .unwrap();
     assert_eq!(
         (exit.kind.as_str(), exit.operation.as_str()),
-        ("ForcedExit", "Terminate")
+        ("ForcedExit", "None"),
+        "hcsshim's guest sends no operation with an exit (bridge_v2.go `createContainerV2`)"
     );
     host.delete_container_state("sig-1").await.unwrap();
 }
@@ -605,6 +608,133 @@ async fn a_missing_program_is_a_file_not_found_error() {
         .await
         .unwrap_err();
     assert_eq!(err.hresult().map(|h| h.0), Some(0x8007_0002), "{err}");
+}
+
+/// A process in the utility VM itself (the null container) that a signal ends exits with
+/// -1, as Go's `ProcessState.ExitCode` reports it to hcsshim's guest (hcsv2/process.go
+/// `newExternalProcess`); in a container, runc's 128+N (runc/runc.go `waitOnProcess`).
+#[tokio::test]
+async fn a_signalled_process_in_the_vm_itself_exits_with_all_bits_set() {
+    let Harness { host, _dir, .. } = connect().await;
+    let process = host
+        .execute_process(
+            NULL_CONTAINER_ID,
+            ProcessParameters {
+                command_line: "sleep 30".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    host.signal_process(NULL_CONTAINER_ID, process.process_id, None)
+        .await
+        .unwrap();
+    let code = host
+        .wait_for_process(NULL_CONTAINER_ID, process.process_id, None)
+        .await
+        .unwrap();
+    assert_eq!(code, 0xFFFF_FFFF);
+}
+
+/// The host side of a raw connection to the peer, to send what `GuestConnection` never
+/// would.
+async fn raw_host_against_peer() -> (pane_gcs::transport::BoxStream, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let transport = Transport::Unix {
+        dir: dir.path().to_owned(),
+    };
+    let listener = transport.listen(GCS_SERVICE_ID).await.unwrap();
+    let peer = GuestPeer::new(PeerConfig::windows_guest(transport.clone()));
+    let dialer = transport.clone();
+    tokio::spawn(async move {
+        let stream = dialer.connect(GCS_SERVICE_ID).await.unwrap();
+        let _ = peer.serve(stream).await;
+    });
+    (listener.accept(LIMIT).await.unwrap(), dir)
+}
+
+/// Sends one message and reads the answer: its type and `Result`.
+async fn exchange(
+    stream: &mut pane_gcs::transport::BoxStream,
+    message_type: MessageType,
+    id: u64,
+    body: &serde_json::Value,
+) -> (MessageType, u32) {
+    let mut bytes = serde_json::to_vec(body).unwrap();
+    bytes.push(b'\n');
+    stream
+        .write_all(&frame::encode(message_type, id, &bytes).unwrap())
+        .await
+        .unwrap();
+    let answer = tokio::time::timeout(LIMIT, frame::read_frame(stream, frame::MAX_MESSAGE_SIZE))
+        .await
+        .expect("the peer answered")
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer.id, id);
+    let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    let result = body["Result"].as_i64().unwrap();
+    (
+        answer.message_type,
+        u32::try_from(result & 0xFFFF_FFFF).unwrap(),
+    )
+}
+
+/// hcsshim's guest finds a handler by message type and negotiated version
+/// (internal/guest/bridge/bridge.go `Mux`): before negotiation only `NegotiateProtocol` has
+/// one, after it `NegotiateProtocol` has none, and an unknown type never does. Each miss is
+/// answered `E_NOTIMPL` (gcserr.HrNotImpl) under the request's response type.
+#[tokio::test]
+async fn the_peer_answers_what_it_cannot_handle_with_not_implemented() {
+    const E_NOTIMPL: u32 = 0x8000_4001;
+    let (mut host, _dir) = raw_host_against_peer().await;
+    let base = json!({"ContainerId": NULL_CONTAINER_ID});
+    assert_eq!(
+        exchange(&mut host, MessageType::request(Rpc::DumpStacks), 1, &base).await,
+        (MessageType::response(Rpc::DumpStacks), E_NOTIMPL),
+        "a request before negotiation"
+    );
+    let negotiate =
+        json!({"ContainerId": NULL_CONTAINER_ID, "MinimumVersion": 4, "MaximumVersion": 4});
+    let request = MessageType::request(Rpc::NegotiateProtocol);
+    let response = MessageType::response(Rpc::NegotiateProtocol);
+    assert_eq!(
+        exchange(&mut host, request, 2, &negotiate).await,
+        (response, 0)
+    );
+    assert_eq!(
+        exchange(&mut host, request, 3, &negotiate).await,
+        (response, E_NOTIMPL),
+        "a second negotiation"
+    );
+    for (undefined, answer) in [
+        (0x1010_1001, 0x2010_1001), // compute system RPC 16
+        (0x1030_0101, 0x2030_0101), // an unknown category
+        (0x1010_0102, 0x2010_0102), // version 2 of Create
+    ] {
+        assert_eq!(
+            exchange(&mut host, MessageType(undefined), 4, &base).await,
+            (MessageType(answer), E_NOTIMPL),
+            "0x{undefined:08x}"
+        );
+    }
+    // Defined in the protocol, but hcsshim's guest registers no handler for them.
+    for rpc in [
+        Rpc::UpdateContainer,
+        Rpc::LifecycleNotification,
+        Rpc::ModifyServiceSettings,
+    ] {
+        assert_eq!(
+            exchange(&mut host, MessageType::request(rpc), 5, &base).await,
+            (MessageType::response(rpc), E_NOTIMPL),
+            "{rpc:?}"
+        );
+    }
+    // Still serving after all of that.
+    assert_eq!(
+        exchange(&mut host, MessageType::request(Rpc::DumpStacks), 6, &base).await,
+        (MessageType::response(Rpc::DumpStacks), 0)
+    );
 }
 
 /// A fake guest that writes raw bytes, to check how the host treats malformed input.
