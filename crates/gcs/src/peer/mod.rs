@@ -53,7 +53,9 @@ pub mod hresults {
     /// A `WaitForProcess` whose timeout passed (gcserr `HvVmcomputeTimeout`).
     pub const VMCOMPUTE_TIMEOUT: i32 = 0xC037_0109_u32 as i32;
     pub const HCS_E_INVALID_STATE: i32 = 0x8037_0105_u32 as i32;
-    /// Not in gcserr: hcsshim's guest has no stdio dial of this kind to fail.
+    /// For a stdio relay the peer cannot dial. Not in gcserr: hcsshim's guest answers any
+    /// error without an HRESULT with `E_FAIL` (commonutils `SetErrorForResponseBaseUtil`);
+    /// the peer keeps the more telling code.
     pub const HCS_E_CONNECT_FAILED: i32 = 0x8037_0108_u32 as i32;
     pub const HCS_E_UNSUPPORTED_PROTOCOL_VERSION: i32 = 0xC037_010C_u32 as i32;
     pub const HCS_E_INVALID_JSON: i32 = 0xC037_010D_u32 as i32;
