@@ -39,7 +39,8 @@ struct Shared {
     state: Mutex<State>,
     next_id: AtomicU64,
     writer: mpsc::Sender<Vec<u8>>,
-    notifications: broadcast::Sender<ContainerNotification>,
+    /// Taken when the bridge closes, so every subscriber sees the end of the stream.
+    notifications: Mutex<Option<broadcast::Sender<ContainerNotification>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -59,7 +60,14 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Closes the bridge once and fails every waiter with the reason.
+    fn notifier(&self) -> MutexGuard<'_, Option<broadcast::Sender<ContainerNotification>>> {
+        self.notifications
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Closes the bridge once and fails every waiter with the reason: requests get
+    /// [`BridgeError::Closed`], notification subscribers the end of their stream.
     fn close(&self, reason: &str) {
         let waiters = {
             let mut state = self.state();
@@ -69,6 +77,7 @@ impl Shared {
             state.closed = Some(reason.to_owned());
             std::mem::take(&mut state.waiters)
         };
+        drop(self.notifier().take());
         tracing::debug!(reason, waiting = waiters.len(), "bridge closed");
         for (_, waiter) in waiters {
             let _ = waiter.send(Err(BridgeError::Closed {
@@ -102,7 +111,7 @@ impl Bridge {
             state: Mutex::new(State::default()),
             next_id: AtomicU64::new(1),
             writer: queue,
-            notifications,
+            notifications: Mutex::new(Some(notifications)),
             tasks: Mutex::new(Vec::new()),
         });
         let read_task = tokio::spawn(read_loop(reader, Arc::downgrade(&shared)));
@@ -114,9 +123,13 @@ impl Bridge {
     }
 
     /// Container notifications from now on. Subscribe before the request whose outcome
-    /// you wait for, so no notification slips between.
+    /// you wait for, so no notification slips between. The stream ends when the bridge
+    /// closes (at once, on a bridge already closed).
     pub fn subscribe(&self) -> broadcast::Receiver<ContainerNotification> {
-        self.shared.notifications.subscribe()
+        match self.shared.notifier().as_ref() {
+            Some(sender) => sender.subscribe(),
+            None => broadcast::channel(1).1,
+        }
     }
 
     pub fn is_closed(&self) -> bool {
@@ -236,34 +249,52 @@ async fn read_loop<R: AsyncRead>(reader: ReadHalf<R>, shared: std::sync::Weak<Sh
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        match frame.message_type.kind() {
-            Some(MessageKind::Response) => {
-                let waiter = shared.state().waiters.remove(&frame.id);
-                if let Some(waiter) = waiter {
-                    let _ = waiter.send(Ok(frame));
-                } else {
-                    // A request that timed out; its late answer has no one to go to.
-                    tracing::debug!(id = frame.id, "response with no waiter");
-                }
-            }
-            Some(MessageKind::Notification)
-                if frame.message_type == MessageType::CONTAINER_NOTIFICATION =>
-            {
-                match serde_json::from_slice::<ContainerNotification>(&frame.body) {
-                    Ok(notification) => {
-                        tracing::debug!(container = %notification.base.container_id, kind = %notification.kind, "guest notification");
-                        let _ = shared.notifications.send(notification);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "unreadable container notification"),
-                }
-            }
-            _ => {
-                tracing::warn!(message_type = ?frame.message_type, "unexpected message from the guest");
-            }
+        if let Err(reason) = route(&shared, frame) {
+            break reason;
         }
     };
     if let Some(shared) = shared.upgrade() {
         shared.close(&reason);
+    }
+}
+
+/// Hands one frame from the guest to whoever waits for it. An error is a broken bridge:
+/// as hcsshim's host does (internal/gcs/bridge.go `recvLoop`), a notification that cannot
+/// be read, or a message of a kind the host never receives, ends the connection, since what
+/// it carried (an exit, say) is lost and whoever waits for it would wait forever.
+fn route(shared: &Shared, frame: Frame) -> Result<(), String> {
+    match frame.message_type.kind() {
+        Some(MessageKind::Response) => {
+            let waiter = shared.state().waiters.remove(&frame.id);
+            if let Some(waiter) = waiter {
+                let _ = waiter.send(Ok(frame));
+            } else {
+                // A request that timed out; its late answer has no one to go to. (hcsshim
+                // has no per-request timeout, so it can call this a protocol error.)
+                tracing::debug!(id = frame.id, "response with no waiter");
+            }
+            Ok(())
+        }
+        Some(MessageKind::Notification)
+            if frame.message_type == MessageType::CONTAINER_NOTIFICATION =>
+        {
+            let notification = serde_json::from_slice::<ContainerNotification>(&frame.body)
+                .map_err(|e| format!("unreadable container notification from the guest: {e}"))?;
+            tracing::debug!(container = %notification.base.container_id, kind = %notification.kind, "guest notification");
+            if let Some(sender) = shared.notifier().as_ref() {
+                // No subscriber is not an error: nobody is waiting for this one.
+                let _ = sender.send(notification);
+            }
+            Ok(())
+        }
+        Some(MessageKind::Notification) => Err(format!(
+            "unknown notification {:?} from the guest",
+            frame.message_type
+        )),
+        _ => Err(format!(
+            "unexpected message {:?} from the guest",
+            frame.message_type
+        )),
     }
 }
 

@@ -7,6 +7,9 @@ use pane_hcs::hresult::HResult;
 use crate::frame::FrameError;
 use crate::messages::ErrorRecord;
 
+const ERROR_NOT_FOUND: HResult = HResult(0x8007_0490);
+const HCS_E_SYSTEM_NOT_FOUND: HResult = HResult(0xC037_010E);
+
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
     /// The guest answered with a failure HRESULT.
@@ -60,6 +63,22 @@ impl BridgeError {
             BridgeError::Guest { hresult, .. } => Some(*hresult),
             _ => None,
         }
+    }
+
+    /// The guest no longer knows the process: `ERROR_NOT_FOUND` (0x80070490), which hcsshim's
+    /// guest returns for a signal to an exited process (internal/guest/runtime/hcsv2/process.go
+    /// `Kill`) and hcsshim's host then takes as success (internal/gcs/process.go `Signal`).
+    pub fn is_process_gone(&self) -> bool {
+        self.hresult() == Some(ERROR_NOT_FOUND)
+    }
+
+    /// The guest no longer knows the container: `HCS_E_SYSTEM_NOT_FOUND`, 0xC037010E from the
+    /// guest (internal/bridgeutils/gcserr), which hcsshim's host takes as success for a shutdown
+    /// (internal/gcs/container.go `shutdown`). The 0x8037010E form computecore uses for the
+    /// same condition counts too.
+    pub fn is_container_gone(&self) -> bool {
+        self.hresult()
+            .is_some_and(|h| h.same_code(HCS_E_SYSTEM_NOT_FOUND))
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {

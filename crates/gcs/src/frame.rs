@@ -45,6 +45,13 @@ impl MessageType {
         Self(Self::RESPONSE | rpc.id())
     }
 
+    /// The type of the answer to this message: the same identifier with the response kind,
+    /// whatever this one was (hcsshim's guest, internal/guest/prot `GetResponseIdentifier`).
+    #[must_use]
+    pub fn response_to(self) -> Self {
+        Self(Self::RESPONSE | (self.0 & !Self::KIND_MASK))
+    }
+
     pub fn kind(self) -> Option<MessageKind> {
         match self.0 & Self::KIND_MASK {
             Self::REQUEST => Some(MessageKind::Request),

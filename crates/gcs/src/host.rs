@@ -108,6 +108,10 @@ impl GuestConnection {
                 answer.version
             )));
         }
+        if let Err(e) = require_windows_guest(&answer.capabilities) {
+            bridge.close();
+            return Err(e);
+        }
         let connection = Self {
             bridge,
             capabilities: answer.capabilities,
@@ -192,12 +196,25 @@ impl GuestConnection {
         self.base_only(Rpc::Start, container_id).await
     }
 
+    /// Asks the container to shut down. A container the guest no longer has is already
+    /// down, so that answer is success, as in hcsshim.
     pub async fn shutdown_graceful(&self, container_id: &str) -> Result<(), BridgeError> {
-        self.base_only(Rpc::ShutdownGraceful, container_id).await
+        self.shutdown(Rpc::ShutdownGraceful, container_id).await
     }
 
+    /// Terminates the container; one the guest no longer has counts as terminated.
     pub async fn shutdown_forced(&self, container_id: &str) -> Result<(), BridgeError> {
-        self.base_only(Rpc::ShutdownForced, container_id).await
+        self.shutdown(Rpc::ShutdownForced, container_id).await
+    }
+
+    async fn shutdown(&self, rpc: Rpc, container_id: &str) -> Result<(), BridgeError> {
+        match self.base_only(rpc, container_id).await {
+            Err(e) if e.is_container_gone() => {
+                tracing::debug!(container_id, rpc = rpc.name(), "container already gone");
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     pub async fn delete_container_state(&self, container_id: &str) -> Result<(), BridgeError> {
@@ -345,22 +362,31 @@ impl GuestConnection {
     }
 
     /// Delivers a console control event, or terminates the process when `signal` is `None`.
+    /// Returns whether the signal reached a process: one that has already exited is not an
+    /// error (there is nothing left to signal), as in hcsshim.
     pub async fn signal_process(
         &self,
         container_id: &str,
         process_id: u32,
         signal: Option<WindowsSignal>,
-    ) -> Result<(), BridgeError> {
+    ) -> Result<bool, BridgeError> {
         let request = SignalProcessRequest {
             base: RequestBase::new(container_id),
             process_id,
             options: signal.map(|signal| SignalOptions { signal }),
         };
-        let _: BaseResponse = self
+        let answer: Result<BaseResponse, _> = self
             .bridge
             .request(Rpc::SignalProcess, container_id, &request, self.timeout())
-            .await?;
-        Ok(())
+            .await;
+        match answer {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_process_gone() => {
+                tracing::debug!(container_id, process_id, "signalled process already gone");
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn resize_console(
@@ -387,6 +413,21 @@ impl GuestConnection {
     pub fn close(&self) {
         self.bridge.close();
     }
+}
+
+/// pane drives Windows guests only: a Linux guest takes vsock ports rather than the hvsock
+/// GUIDs pane sends for stdio, and other settings besides. hcsshim reads the guest's OS from
+/// `RuntimeOsType`, case-insensitively, empty meaning Windows
+/// (internal/gcs/guestconnection.go `connect`).
+fn require_windows_guest(capabilities: &Capabilities) -> Result<(), BridgeError> {
+    let os = capabilities.runtime_os_type.as_str();
+    if os.is_empty() || os.eq_ignore_ascii_case("windows") {
+        return Ok(());
+    }
+    Err(BridgeError::Protocol(format!(
+        "the guest runs {os} (RuntimeOsType {os:?}); pane runs Windows guests only: boot the \
+         utility VM from a Windows base image"
+    )))
 }
 
 async fn accept_relay(

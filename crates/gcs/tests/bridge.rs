@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use pane_gcs::frame::{self, MessageType};
-use pane_gcs::messages::{NULL_CONTAINER_ID, WindowsSignal};
+use pane_gcs::messages::{ContainerNotification, NULL_CONTAINER_ID, WindowsSignal};
 use pane_gcs::peer::hresults;
 use pane_gcs::settings::{CombinedLayers, GuestLayer, GuestRequest, vsmb_guest_path};
 use pane_gcs::transport::{GCS_SERVICE_ID, Transport};
@@ -16,6 +16,7 @@ use pane_gcs::{
 use pane_hcs::schema::ProcessParameters;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::broadcast;
 use uuid::Uuid;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -47,6 +48,23 @@ async fn connect_with(
     cold_start: bool,
     request: Duration,
 ) -> Harness {
+    let (host, peer, dir) = try_connect_with(peer_config, cold_start, request).await;
+    Harness {
+        host: host.unwrap(),
+        peer,
+        _dir: dir,
+    }
+}
+
+async fn try_connect_with(
+    peer_config: impl FnOnce(Transport) -> PeerConfig,
+    cold_start: bool,
+    request: Duration,
+) -> (
+    Result<GuestConnection, BridgeError>,
+    GuestPeer,
+    tempfile::TempDir,
+) {
     let dir = tempfile::tempdir().unwrap();
     let transport = Transport::Unix {
         dir: dir.path().to_owned(),
@@ -60,14 +78,8 @@ async fn connect_with(
         let _ = guest.serve(stream).await;
     });
     let stream = listener.accept(LIMIT).await.unwrap();
-    let host = GuestConnection::connect(stream, options(transport, cold_start, request))
-        .await
-        .unwrap();
-    Harness {
-        host,
-        peer,
-        _dir: dir,
-    }
+    let host = GuestConnection::connect(stream, options(transport, cold_start, request)).await;
+    (host, peer, dir)
 }
 
 async fn connect() -> Harness {
@@ -419,8 +431,9 @@ async fn guest_failures_name_the_step_the_container_and_the_hresult() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("$.Settings.FilterType"), "{err}");
+    // hcsshim's guest: HrVmcomputeSystemNotFound (internal/bridgeutils/gcserr).
     let err = host.start_container("missing").await.unwrap_err();
-    assert_eq!(err.hresult().map(|h| h.0), Some(0x8037_010E));
+    assert_eq!(err.hresult().map(|h| h.0), Some(0xC037_010E));
 }
 
 #[tokio::test]
@@ -442,6 +455,35 @@ async fn a_stalled_request_times_out_and_the_bridge_stays_usable() {
     host.create_container("after-1", &hosted_document(1))
         .await
         .unwrap();
+}
+
+/// pane runs Windows guests only; a Linux guest (hcsshim's LCOW GCS reports `Linux`) would
+/// get Windows stdio settings it cannot use, so it is refused before anything is sent.
+#[tokio::test]
+async fn a_linux_guest_is_refused_at_negotiation() {
+    for os in ["Linux", "linux"] {
+        let linux_guest = |transport| {
+            let mut config = PeerConfig::windows_guest(transport);
+            config.capabilities.runtime_os_type = os.to_owned();
+            config
+        };
+        let (host, peer, _dir) = try_connect_with(linux_guest, true, LIMIT).await;
+        let err = host.unwrap_err();
+        assert!(
+            matches!(&err, BridgeError::Protocol(m) if m.contains(os) && m.contains("Windows guests only")),
+            "{err}"
+        );
+        assert_eq!(peer.received_rpcs(), ["NegotiateProtocol"]);
+    }
+    for os in ["", "Windows", "windows"] {
+        let windows_guest = |transport| {
+            let mut config = PeerConfig::windows_guest(transport);
+            config.capabilities.runtime_os_type = os.to_owned();
+            config
+        };
+        let (host, _peer, _dir) = try_connect_with(windows_guest, true, LIMIT).await;
+        host.unwrap();
+    }
 }
 
 #[tokio::test]
@@ -480,21 +522,24 @@ async fn signals_and_shutdowns_reach_real_processes() {
         )
         .await
         .unwrap();
-    host.signal_process("sig-1", other.process_id, Some(WindowsSignal::CtrlC))
+    let delivered = host
+        .signal_process("sig-1", other.process_id, Some(WindowsSignal::CtrlC))
         .await
         .unwrap();
+    assert!(delivered);
     assert_eq!(
         host.wait_for_process("sig-1", other.process_id, None)
             .await
             .unwrap(),
         128 + 2
     );
-    // A short wait on a live process times out in the guest.
+    // A short wait on a live process times out in the guest, with hcsshim's guest's
+    // HvVmcomputeTimeout (internal/guest/bridge/bridge_v2.go `waitOnProcessV2`).
     let err = host
         .wait_for_process("sig-1", init.process_id, Some(Duration::from_millis(50)))
         .await
         .unwrap_err();
-    assert_eq!(err.hresult().map(|h| h.0), Some(0x8007_0102));
+    assert_eq!(err.hresult().map(|h| h.0), Some(0xC037_0109));
     host.shutdown_forced("sig-1").await.unwrap();
     assert_eq!(
         host.wait_for_process("sig-1", init.process_id, None)
@@ -508,15 +553,44 @@ async fn signals_and_shutdowns_reach_real_processes() {
         .unwrap();
     assert_eq!(
         (exit.kind.as_str(), exit.operation.as_str()),
-        ("ForcedExit", "Terminate")
+        ("ForcedExit", "None"),
+        "hcsshim's guest sends no operation with an exit (bridge_v2.go `createContainerV2`)"
     );
-    // Signalling a process that is gone reports not-found, which callers tolerate.
+    host.delete_container_state("sig-1").await.unwrap();
+}
+
+/// hcsshim's host (internal/gcs/process.go `Signal`, container.go `shutdown`) takes the
+/// guest's "not found" for a process or container that is already gone as success: what
+/// was asked for has happened.
+#[tokio::test]
+async fn killing_or_stopping_what_is_already_gone_succeeds() {
+    let Harness { host, peer, _dir } = connect().await;
+    create_started(&host, "gone-1").await;
+    let init = host
+        .execute_process("gone-1", shell("exit 0"))
+        .await
+        .unwrap();
+    host.wait_for_process("gone-1", init.process_id, None)
+        .await
+        .unwrap();
+    let delivered = host
+        .signal_process("gone-1", init.process_id, None)
+        .await
+        .unwrap();
+    assert!(!delivered, "a signal to an exited process reaches nothing");
+    host.delete_container_state("gone-1").await.unwrap();
+    host.shutdown_graceful("gone-1").await.unwrap();
+    host.shutdown_forced("gone-1").await.unwrap();
+    // Only those codes: any other failure is still an error.
+    peer.fail_once(Rpc::SignalProcess, hresults::E_ACCESSDENIED);
     let err = host
-        .signal_process("sig-1", init.process_id, None)
+        .signal_process("gone-1", init.process_id, None)
         .await
         .unwrap_err();
-    assert_eq!(err.hresult().map(|h| h.0), Some(0x8007_0490));
-    host.delete_container_state("sig-1").await.unwrap();
+    assert_eq!(err.hresult().map(|h| h.0), Some(0x8007_0005));
+    peer.fail_once(Rpc::ShutdownForced, hresults::HCS_E_INVALID_STATE);
+    let err = host.shutdown_forced("gone-1").await.unwrap_err();
+    assert_eq!(err.hresult().map(|h| h.0), Some(0x8037_0105));
 }
 
 #[tokio::test]
@@ -534,6 +608,133 @@ async fn a_missing_program_is_a_file_not_found_error() {
         .await
         .unwrap_err();
     assert_eq!(err.hresult().map(|h| h.0), Some(0x8007_0002), "{err}");
+}
+
+/// A process in the utility VM itself (the null container) that a signal ends exits with
+/// -1, as Go's `ProcessState.ExitCode` reports it to hcsshim's guest (hcsv2/process.go
+/// `newExternalProcess`); in a container, runc's 128+N (runc/runc.go `waitOnProcess`).
+#[tokio::test]
+async fn a_signalled_process_in_the_vm_itself_exits_with_all_bits_set() {
+    let Harness { host, _dir, .. } = connect().await;
+    let process = host
+        .execute_process(
+            NULL_CONTAINER_ID,
+            ProcessParameters {
+                command_line: "sleep 30".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    host.signal_process(NULL_CONTAINER_ID, process.process_id, None)
+        .await
+        .unwrap();
+    let code = host
+        .wait_for_process(NULL_CONTAINER_ID, process.process_id, None)
+        .await
+        .unwrap();
+    assert_eq!(code, 0xFFFF_FFFF);
+}
+
+/// The host side of a raw connection to the peer, to send what `GuestConnection` never
+/// would.
+async fn raw_host_against_peer() -> (pane_gcs::transport::BoxStream, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let transport = Transport::Unix {
+        dir: dir.path().to_owned(),
+    };
+    let listener = transport.listen(GCS_SERVICE_ID).await.unwrap();
+    let peer = GuestPeer::new(PeerConfig::windows_guest(transport.clone()));
+    let dialer = transport.clone();
+    tokio::spawn(async move {
+        let stream = dialer.connect(GCS_SERVICE_ID).await.unwrap();
+        let _ = peer.serve(stream).await;
+    });
+    (listener.accept(LIMIT).await.unwrap(), dir)
+}
+
+/// Sends one message and reads the answer: its type and `Result`.
+async fn exchange(
+    stream: &mut pane_gcs::transport::BoxStream,
+    message_type: MessageType,
+    id: u64,
+    body: &serde_json::Value,
+) -> (MessageType, u32) {
+    let mut bytes = serde_json::to_vec(body).unwrap();
+    bytes.push(b'\n');
+    stream
+        .write_all(&frame::encode(message_type, id, &bytes).unwrap())
+        .await
+        .unwrap();
+    let answer = tokio::time::timeout(LIMIT, frame::read_frame(stream, frame::MAX_MESSAGE_SIZE))
+        .await
+        .expect("the peer answered")
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer.id, id);
+    let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    let result = body["Result"].as_i64().unwrap();
+    (
+        answer.message_type,
+        u32::try_from(result & 0xFFFF_FFFF).unwrap(),
+    )
+}
+
+/// hcsshim's guest finds a handler by message type and negotiated version
+/// (internal/guest/bridge/bridge.go `Mux`): before negotiation only `NegotiateProtocol` has
+/// one, after it `NegotiateProtocol` has none, and an unknown type never does. Each miss is
+/// answered `E_NOTIMPL` (gcserr.HrNotImpl) under the request's response type.
+#[tokio::test]
+async fn the_peer_answers_what_it_cannot_handle_with_not_implemented() {
+    const E_NOTIMPL: u32 = 0x8000_4001;
+    let (mut host, _dir) = raw_host_against_peer().await;
+    let base = json!({"ContainerId": NULL_CONTAINER_ID});
+    assert_eq!(
+        exchange(&mut host, MessageType::request(Rpc::DumpStacks), 1, &base).await,
+        (MessageType::response(Rpc::DumpStacks), E_NOTIMPL),
+        "a request before negotiation"
+    );
+    let negotiate =
+        json!({"ContainerId": NULL_CONTAINER_ID, "MinimumVersion": 4, "MaximumVersion": 4});
+    let request = MessageType::request(Rpc::NegotiateProtocol);
+    let response = MessageType::response(Rpc::NegotiateProtocol);
+    assert_eq!(
+        exchange(&mut host, request, 2, &negotiate).await,
+        (response, 0)
+    );
+    assert_eq!(
+        exchange(&mut host, request, 3, &negotiate).await,
+        (response, E_NOTIMPL),
+        "a second negotiation"
+    );
+    for (undefined, answer) in [
+        (0x1010_1001, 0x2010_1001), // compute system RPC 16
+        (0x1030_0101, 0x2030_0101), // an unknown category
+        (0x1010_0102, 0x2010_0102), // version 2 of Create
+    ] {
+        assert_eq!(
+            exchange(&mut host, MessageType(undefined), 4, &base).await,
+            (MessageType(answer), E_NOTIMPL),
+            "0x{undefined:08x}"
+        );
+    }
+    // Defined in the protocol, but hcsshim's guest registers no handler for them.
+    for rpc in [
+        Rpc::UpdateContainer,
+        Rpc::LifecycleNotification,
+        Rpc::ModifyServiceSettings,
+    ] {
+        assert_eq!(
+            exchange(&mut host, MessageType::request(rpc), 5, &base).await,
+            (MessageType::response(rpc), E_NOTIMPL),
+            "{rpc:?}"
+        );
+    }
+    // Still serving after all of that.
+    assert_eq!(
+        exchange(&mut host, MessageType::request(Rpc::DumpStacks), 6, &base).await,
+        (MessageType::response(Rpc::DumpStacks), 0)
+    );
 }
 
 /// A fake guest that writes raw bytes, to check how the host treats malformed input.
@@ -619,6 +820,93 @@ async fn malformed_frames_close_the_bridge_with_an_error() {
     };
     let err = host_against_raw_guest(wrong_version).await.unwrap_err();
     assert!(err.to_string().contains("version 3"), "{err}");
+}
+
+/// A guest that answers negotiation, then answers the next request with `bad` (raw bytes)
+/// instead of a response, and holds the connection open.
+async fn host_against_guest_sending(
+    bad: Vec<u8>,
+) -> (
+    GuestConnection,
+    Result<String, BridgeError>,
+    broadcast::Receiver<ContainerNotification>,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let transport = Transport::Unix {
+        dir: dir.path().to_owned(),
+    };
+    let listener = transport.listen(GCS_SERVICE_ID).await.unwrap();
+    let dialer = transport.clone();
+    tokio::spawn(async move {
+        let mut stream = dialer.connect(GCS_SERVICE_ID).await.unwrap();
+        let negotiate = frame::read_frame(&mut stream, frame::MAX_MESSAGE_SIZE)
+            .await
+            .unwrap()
+            .unwrap();
+        let answer = frame::encode(
+            MessageType::response(Rpc::NegotiateProtocol),
+            negotiate.id,
+            br#"{"Result":0,"Version":4}"#,
+        )
+        .unwrap();
+        stream.write_all(&answer).await.unwrap();
+        frame::read_frame(&mut stream, frame::MAX_MESSAGE_SIZE)
+            .await
+            .unwrap()
+            .unwrap();
+        stream.write_all(&bad).await.unwrap();
+        tokio::time::sleep(LIMIT).await;
+    });
+    let stream = listener.accept(LIMIT).await.unwrap();
+    let host = GuestConnection::connect(stream, options(transport, true, LIMIT))
+        .await
+        .unwrap();
+    let subscribed = host.notifications();
+    let outstanding = tokio::time::timeout(LIMIT, host.dump_stacks())
+        .await
+        .expect("the outstanding request was failed, not left waiting");
+    (host, outstanding, subscribed, dir)
+}
+
+/// hcsshim's host (internal/gcs/bridge.go `recvLoop`) takes a notification it cannot read,
+/// or of a kind it does not know, as a broken bridge: an exit may have been in it, and a
+/// host that drops it waits for that exit forever.
+#[tokio::test]
+async fn an_unreadable_notification_fails_the_bridge_and_every_waiter() {
+    let wrong_field = frame::encode(
+        MessageType::CONTAINER_NOTIFICATION,
+        0,
+        br#"{"ContainerId":"web-1","Type":7,"Operation":"None"}"#,
+    )
+    .unwrap();
+    let not_json = frame::encode(MessageType::CONTAINER_NOTIFICATION, 0, b"{exit").unwrap();
+    let unknown_kind = frame::encode(
+        MessageType(0x3010_0201),
+        0,
+        br#"{"ContainerId":"web-1","Type":"GracefulExit","Operation":"None"}"#,
+    )
+    .unwrap();
+    for bad in [wrong_field, not_json, unknown_kind] {
+        let (host, outstanding, mut subscribed, _dir) = host_against_guest_sending(bad).await;
+        assert!(
+            matches!(&outstanding, Err(BridgeError::Closed { reason }) if reason.contains("notification")),
+            "{outstanding:?}"
+        );
+        assert!(host.bridge().is_closed());
+        let mut late = host.notifications();
+        for subscriber in [&mut subscribed, &mut late] {
+            let next = tokio::time::timeout(LIMIT, subscriber.recv())
+                .await
+                .expect("a subscriber of a closed bridge is told so");
+            assert_eq!(next, Err(broadcast::error::RecvError::Closed));
+        }
+        let later = host.start_container("web-1").await;
+        assert!(
+            matches!(later, Err(BridgeError::Closed { .. })),
+            "{later:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -127,7 +127,9 @@ const KNOWN: &[(u32, &str, &str)] = &[
     (
         0x8037_0109,
         "HCS_E_CONNECTION_TIMEOUT",
-        "connecting to the guest timed out",
+        // Also what the guest answers a WaitForProcess whose timeout passed (0xC0370109,
+        // hcsshim's gcserr `HvVmcomputeTimeout`), so not only about connecting.
+        "the guest connection or operation timed out",
     ),
     (
         0x8037_010A,

@@ -490,9 +490,12 @@ impl ProcessRuntime {
             Signal::Int => Some(WindowsSignal::CtrlC),
             Signal::Kill => None,
         };
+        // A workload that has already exited is not an error: the bridge reports it as
+        // not delivered, and its exit reaches the record through the outstanding wait.
         connection
             .signal_process(&id.to_string(), pid, event)
             .await
+            .map(|_delivered| ())
             .map_err(guest_error("signal the workload in the VM"))
     }
 

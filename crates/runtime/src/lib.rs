@@ -6,6 +6,7 @@ pub mod error;
 pub mod gpu;
 pub mod hcs_runtime;
 pub mod host;
+mod host_exit;
 mod hyperv;
 pub mod hyperv_docs;
 mod id;

@@ -9,15 +9,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use pane_hcs::HcsEvent;
 use pane_hcs::doc::{LayerRef, ProcessContainerInput, process_container};
 use pane_hcs::schema::ProcessParameters;
 use pane_oci::ImageFacts;
 use pane_spec::ServiceSpec;
 use tokio::sync::watch;
 
-use crate::backend::{Compute, ComputeEvent, Layers};
+use crate::backend::{Compute, Layers};
 use crate::error::RuntimeError;
+use crate::host_exit::{host_system_exit, host_workload_exit};
 use crate::id::ContainerId;
 use crate::isolation::Isolation;
 use crate::logs::{self, LineSplitter, LogWriter, read_logs};
@@ -96,32 +96,6 @@ pub(crate) fn spawn_log_pumps(
 /// when the container went without it (its system exited, the guest connection closed).
 pub(crate) type WorkloadExit =
     std::pin::Pin<Box<dyn std::future::Future<Output = Option<i32>> + Send>>;
-
-/// The exit of process `pid` as HCS reports it on the system's event channel.
-fn host_workload_exit(
-    mut events: tokio::sync::mpsc::UnboundedReceiver<ComputeEvent>,
-    pid: u32,
-) -> WorkloadExit {
-    Box::pin(async move {
-        loop {
-            match events.recv().await {
-                Some(ComputeEvent::Process {
-                    pid: p,
-                    event: HcsEvent::ProcessExited { exit_code },
-                }) if p == pid => {
-                    break Some(exit_code.map_or(WaitOutcome::LOST_EXIT_CODE, |c| {
-                        i32::from_ne_bytes(c.to_ne_bytes())
-                    }));
-                }
-                Some(ComputeEvent::System(
-                    HcsEvent::SystemExited { .. } | HcsEvent::ServiceDisconnect,
-                ))
-                | None => break None,
-                Some(_) => {}
-            }
-        }
-    })
-}
 
 /// The compute systems a record says may exist: the container itself (process isolation)
 /// or its utility VM (Hyper-V).
@@ -857,7 +831,7 @@ impl ProcessRuntime {
             let vm = systems_of(&record).remove(0);
             self.compute.open(&vm).await?;
             let events = self.compute.events(&vm)?;
-            self.watch_exit(id, host_workload_exit(events, u32::MAX), Vec::new(), vm);
+            self.watch_exit(id, host_system_exit(events), Vec::new(), vm);
             return Ok(());
         }
         let system = id.to_string();
@@ -865,12 +839,16 @@ impl ProcessRuntime {
         let events = self.compute.events(&system)?;
         // A workload that has already gone cannot be opened; the system's exit then ends
         // the wait, with the code its starter recorded.
-        if let Err(e) = self.compute.open_process(&system, pid).await {
-            tracing::debug!(%id, error = %e, "the workload is not there to watch");
-        }
+        let exit = match self.compute.open_process(&system, pid).await {
+            Ok(()) => host_workload_exit(events, pid),
+            Err(e) => {
+                tracing::debug!(%id, error = %e, "the workload is not there to watch");
+                host_system_exit(events)
+            }
+        };
         // The workload's pipes belong to the process that started it; the log keeps what
         // that process copied.
-        self.watch_exit(id, host_workload_exit(events, pid), Vec::new(), system);
+        self.watch_exit(id, exit, Vec::new(), system);
         Ok(())
     }
 

@@ -247,6 +247,26 @@ async fn exec_and_kill_go_through_the_guest() {
     assert_nothing_left(&world);
 }
 
+/// A workload that exits just as it is killed: the guest no longer has the process and
+/// says `ERROR_NOT_FOUND`, which hcsshim's host takes as success (internal/gcs/process.go).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_workload_the_guest_has_already_lost_succeeds() {
+    let world = world();
+    let id = ContainerId::new("svc", 3);
+    let spec = spec("sleep 5");
+    world.create(&id, &spec).await.unwrap();
+    world.runtime.start(&id, &spec, &image()).await.unwrap();
+    let guest = world.guests.peers().pop().unwrap();
+    guest.fail_once(Rpc::SignalProcess, 0x8007_0490_u32.cast_signed());
+    world
+        .runtime
+        .kill(&id, pane_runtime::Signal::Kill)
+        .await
+        .unwrap();
+    world.runtime.remove(&id, true).await.unwrap();
+    assert_nothing_left(&world);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_ends_the_container_in_the_guest() {
     let world = world();

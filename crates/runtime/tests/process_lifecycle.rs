@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use pane_runtime::ContainerId;
 use pane_runtime::WaitReason;
+use pane_runtime::backend::Compute as _;
 use pane_runtime::process_runtime::{Layout, ProcessRuntime};
 use pane_runtime::records::{Phase, RecordStore};
-use support::fake_hcs::FakeHcs;
+use support::fake_hcs::{ExitOrder, FakeHcs};
 use support::fake_layers::FakeLayers;
 use support::fake_network::FakeNetwork;
 use support::fixtures::{chain, image};
@@ -438,6 +439,58 @@ async fn another_pane_process_attaches_waits_and_kills() {
     .expect("the system is terminated after the workload exits");
     world.runtime.remove(&id, false).await.unwrap();
     assert_nothing_left(&world);
+}
+
+/// On Windows each HCS handle has its own callback, so a system's `SystemExited` can reach
+/// the runtime before its workload's `ProcessExited`. The workload's exit code is the
+/// outcome either way, whether the container is ended from outside or stopped.
+#[tokio::test]
+async fn the_exit_code_does_not_depend_on_which_exit_event_comes_first() {
+    for order in [ExitOrder::ProcessesFirst, ExitOrder::SystemFirst] {
+        let world = world();
+        world.hcs.send_exits_in(order);
+        let ended = ContainerId::new("web", 1);
+        let stopped = ContainerId::new("web", 2);
+        for id in [&ended, &stopped] {
+            world
+                .runtime
+                .create(id, &spec(), &image(), &chain())
+                .await
+                .unwrap();
+            world.runtime.start(id, &spec(), &image()).await.unwrap();
+        }
+        // Ended from outside: HCS terminates the system and its workload (exit code 1).
+        world.hcs.terminate("web-1").await.unwrap();
+        let outcome = tokio::time::timeout(Duration::from_secs(10), world.runtime.wait(&ended))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (outcome.exit_code, outcome.reason),
+            (1, WaitReason::Exited),
+            "{order:?}"
+        );
+        assert_eq!(
+            world.records.load(&ended).unwrap().phase,
+            Phase::Exited { code: 1 },
+            "{order:?}"
+        );
+        // Stopped: the graceful shutdown ends the workload with 0.
+        let outcome = world
+            .runtime
+            .stop(&stopped, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(
+            (outcome.exit_code, outcome.signal.as_deref()),
+            (0, Some("SIGTERM")),
+            "{order:?}"
+        );
+        for id in [&ended, &stopped] {
+            world.runtime.remove(id, false).await.unwrap();
+        }
+        assert_nothing_left(&world);
+    }
 }
 
 #[tokio::test]

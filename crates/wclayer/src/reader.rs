@@ -369,8 +369,42 @@ fn apply_metadata(
     Ok(())
 }
 
+/// Characters NTFS refuses in a file or stream name besides `/`, `\` and `:` (which are
+/// separators here): control characters and `<>"|?*` ("Naming Files, Paths, and
+/// Namespaces"). The `\\?\` paths pane opens skip Win32's name parsing, which is what lets
+/// reserved names (`CON`) and trailing dots through, but the file system still refuses
+/// these, so an import would fail half way. hcsshim does not check; Windows does, late.
+fn is_forbidden_in_windows_names(c: char) -> bool {
+    matches!(c, '\u{1}'..='\u{1f}' | '<' | '>' | '"' | '|' | '?' | '*')
+}
+
+/// Why Windows cannot hold `component` (the last one with its `:stream`), if it cannot.
+fn windows_name_problem(component: &str) -> Option<String> {
+    if let Some(c) = component
+        .chars()
+        .find(|c| is_forbidden_in_windows_names(*c))
+    {
+        return Some(format!(
+            "{c:?} in a name, which Windows file systems cannot hold"
+        ));
+    }
+    // go-winio's backuptar names a stream `file:stream` (the `:$DATA` type dropped), so a
+    // second `:` or an empty stream name is not a stream Windows can create.
+    if let Some((_, stream)) = component.split_once(':')
+        && (stream.is_empty() || stream.contains(':'))
+    {
+        return Some(
+            "an alternate data stream name that is empty or holds `:`, which Windows cannot \
+             create"
+                .to_owned(),
+        );
+    }
+    None
+}
+
 /// A relative path under `Files/`, `Hives/` or `UtilityVM/Files/`, with no `.`/`..`, no
-/// drive, no backslash; `./` prefixes and trailing slashes are dropped.
+/// drive, no backslash, and only names Windows can create; `./` prefixes and trailing
+/// slashes are dropped.
 pub fn validate_path(raw: &str) -> Result<String, String> {
     let path = raw.strip_prefix("./").unwrap_or(raw).trim_end_matches('/');
     if path.is_empty() {
@@ -391,7 +425,11 @@ pub fn validate_path(raw: &str) -> Result<String, String> {
             c if c.contains(':') && index + 1 != components.len() => {
                 return Err("a `:` inside the path".to_owned());
             }
-            _ => {}
+            c => {
+                if let Some(problem) = windows_name_problem(c) {
+                    return Err(problem);
+                }
+            }
         }
     }
     let allowed = matches!(

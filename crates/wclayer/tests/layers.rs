@@ -193,6 +193,88 @@ fn hostile_entries_are_refused_by_name() {
     }
 }
 
+/// NTFS refuses control characters and `<>"|?*` in a name, even through `\\?\` paths
+/// (Microsoft, "Naming Files, Paths, and Namespaces"): a layer holding one would fail half
+/// way through an import on Windows, so it is refused at the entry, wherever the name is.
+#[test]
+fn names_windows_cannot_hold_are_refused_by_name() {
+    let forbidden = (1u8..=31)
+        .map(char::from)
+        .chain(['<', '>', '"', '|', '?', '*']);
+    for c in forbidden {
+        let bad = format!("a{c}b");
+        let cases = [
+            (format!("Files/{bad}"), b'0', String::new(), "a file"),
+            (format!("Files/{bad}/x"), b'0', String::new(), "a directory"),
+            (format!("Hives/{bad}"), b'0', String::new(), "a hive"),
+            (format!("Files/x:{bad}"), b'0', String::new(), "a stream"),
+            (
+                format!("Files/.wh.{bad}"),
+                b'0',
+                String::new(),
+                "a whiteout",
+            ),
+            (
+                format!("Files/{bad}"),
+                b'5',
+                String::new(),
+                "a directory entry",
+            ),
+        ];
+        for (name, kind, link, what) in cases {
+            let tar = archive(&[(&name, kind, &link, b"")]);
+            match refused(&tar) {
+                LayerError::Entry { path, problem } => {
+                    assert_eq!(path, name, "{c:?} in {what}");
+                    assert!(problem.contains("Windows"), "{c:?} in {what}: {problem}");
+                }
+                other => panic!("{c:?} in {what}: expected an entry error, got {other}"),
+            }
+        }
+        // A hard link's target is a path in the layer too; the link entry is named.
+        let tar = archive(&[("Files/l", b'1', &format!("Files/{bad}"), b"")]);
+        assert!(
+            matches!(refused(&tar), LayerError::Entry { path, .. } if path == "Files/l"),
+            "{c:?} in a hard link target"
+        );
+        // So is a name given by a PAX record rather than the header.
+        let tar = with_pax("path", &format!("Files/{bad}"), "Files/ok");
+        assert!(
+            matches!(refused(&tar), LayerError::Entry { path, .. } if path == format!("Files/{bad}")),
+            "{c:?} in a PAX path"
+        );
+    }
+    // A stream name cannot hold `:` either, nor be empty.
+    for name in ["Files/x:a:b", "Files/x:"] {
+        let tar = archive(&[(name, b'0', "", b"")]);
+        assert!(
+            matches!(refused(&tar), LayerError::Entry { path, .. } if path == name),
+            "{name}"
+        );
+    }
+    // What Windows allows in names still passes, symbolic link targets (`\??\` NT paths
+    // included) stay text for the container to resolve.
+    let fine = archive(&[
+        ("Files/a b #$%&'()+,;=@[]^_`{}~.txt", b'0', "", b"1"),
+        ("Files/caf\u{e9} \u{4e2d}\u{6587}.txt", b'0', "", b"2"),
+        (
+            "Files/a b #$%&'()+,;=@[]^_`{}~.txt:Zone.Identifier",
+            b'0',
+            "",
+            b"3",
+        ),
+        ("Files/nt", b'2', r"\??\C:\Windows", b""),
+    ]);
+    let summary = LayerReader
+        .read(fine.as_slice(), |_, data| {
+            std::io::copy(data, &mut std::io::sink())
+                .map(drop)
+                .map_err(|e| LayerError::Stream(e.to_string()))
+        })
+        .unwrap();
+    assert_eq!(summary.entries, 4);
+}
+
 #[test]
 fn a_truncated_stream_is_an_error_and_leaves_nothing() {
     let tar = gzip(&layer(&[("big.bin", &vec![1u8; 100_000])]));

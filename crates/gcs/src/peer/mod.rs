@@ -1,9 +1,11 @@
 //! A guest compute service peer: the guest side of the bridge, for tests and development.
 //!
-//! It answers as the Windows inbox guest agent does (negotiation, the cold-start null
-//! container, strict settings), keeps container and process state, runs real local
-//! processes for `ExecuteProcess` with their stdio dialled back over the transport, sends
-//! exit notifications, and can be told to fail, stall or drop the connection on any RPC.
+//! It answers as hcsshim's guest bridge does (handlers by negotiated version, its HRESULTs,
+//! its exit codes and notifications) and, where only the Windows inbox guest agent behaves
+//! so, as that agent (the cold-start null container, strict settings). It keeps container
+//! and process state, runs real local processes for `ExecuteProcess` with their stdio
+//! dialled back over the transport, sends exit notifications, and can be told to fail,
+//! stall or drop the connection on any RPC.
 
 mod faults;
 mod process;
@@ -35,23 +37,30 @@ use crate::transport::BoxStream;
 use faults::Faults;
 use process::GuestProcess;
 
-/// HRESULTs the peer answers with (as the wire's signed i32).
+/// HRESULTs the peer answers with (as the wire's signed i32). Where hcsshim's guest has
+/// the code (internal/bridgeutils/gcserr/errors.go), the value is its value, severity bits
+/// included: the guest reports the HCS codes with the customer bit set (0xC037…).
 #[allow(clippy::cast_possible_wrap)]
 pub mod hresults {
+    /// No handler for the message: unknown, not negotiated yet, or negotiated already.
+    pub const E_NOTIMPL: i32 = 0x8000_4001_u32 as i32;
     pub const E_FAIL: i32 = 0x8000_4005_u32 as i32;
     pub const E_INVALIDARG: i32 = 0x8007_0057_u32 as i32;
     pub const ERROR_FILE_NOT_FOUND: i32 = 0x8007_0002_u32 as i32;
     pub const E_ACCESSDENIED: i32 = 0x8007_0005_u32 as i32;
+    /// A process that is not there (any more).
     pub const ERROR_NOT_FOUND: i32 = 0x8007_0490_u32 as i32;
-    /// `HRESULT_FROM_WIN32(WAIT_TIMEOUT)`.
-    pub const WAIT_TIMEOUT: i32 = 0x8007_0102_u32 as i32;
+    /// A `WaitForProcess` whose timeout passed (gcserr `HvVmcomputeTimeout`).
+    pub const VMCOMPUTE_TIMEOUT: i32 = 0xC037_0109_u32 as i32;
     pub const HCS_E_INVALID_STATE: i32 = 0x8037_0105_u32 as i32;
+    /// For a stdio relay the peer cannot dial. Not in gcserr: hcsshim's guest answers any
+    /// error without an HRESULT with `E_FAIL` (commonutils `SetErrorForResponseBaseUtil`);
+    /// the peer keeps the more telling code.
     pub const HCS_E_CONNECT_FAILED: i32 = 0x8037_0108_u32 as i32;
-    pub const HCS_E_UNSUPPORTED_PROTOCOL_VERSION: i32 = 0x8037_010C_u32 as i32;
-    pub const HCS_E_INVALID_JSON: i32 = 0x8037_010D_u32 as i32;
-    pub const HCS_E_SYSTEM_NOT_FOUND: i32 = 0x8037_010E_u32 as i32;
-    pub const HCS_E_SYSTEM_ALREADY_EXISTS: i32 = 0x8037_010F_u32 as i32;
-    pub const HCS_E_PROTOCOL_ERROR: i32 = 0x8037_0111_u32 as i32;
+    pub const HCS_E_UNSUPPORTED_PROTOCOL_VERSION: i32 = 0xC037_010C_u32 as i32;
+    pub const HCS_E_INVALID_JSON: i32 = 0xC037_010D_u32 as i32;
+    pub const HCS_E_SYSTEM_NOT_FOUND: i32 = 0xC037_010E_u32 as i32;
+    pub const HCS_E_SYSTEM_ALREADY_EXISTS: i32 = 0xC037_010F_u32 as i32;
 
     pub(crate) fn from_io(e: &std::io::Error) -> i32 {
         match e.kind() {
@@ -105,7 +114,6 @@ pub struct ReceivedRequest {
 
 #[derive(Debug, Default)]
 struct World {
-    negotiated: bool,
     cold_started: bool,
     containers: HashMap<String, Container>,
     processes: HashMap<u32, Arc<GuestProcess>>,
@@ -217,6 +225,8 @@ impl GuestPeer {
             let _ = writer.shutdown().await;
         });
         let mut handlers = tokio::task::JoinSet::new();
+        // Every connection starts unnegotiated, as in hcsshim's guest (`ListenAndServe`).
+        let mut negotiated = false;
         let result = loop {
             // The host has a 64 KiB limit; the guest sets none, but a bound keeps a broken
             // host from making the peer allocate without limit.
@@ -225,10 +235,23 @@ impl GuestPeer {
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
             };
-            let (Some(MessageKind::Request), Some(rpc)) =
-                (frame.message_type.kind(), frame.message_type.rpc())
-            else {
-                tracing::warn!(message_type = ?frame.message_type, "peer ignores a non-request message");
+            let Some(rpc) = handled_rpc(frame.message_type, negotiated) else {
+                respond(
+                    &outbox,
+                    &frame,
+                    Err((
+                        hresults::E_NOTIMPL,
+                        format!(
+                            "no handler for {:?} {}",
+                            frame.message_type,
+                            if negotiated {
+                                "after negotiation"
+                            } else {
+                                "before negotiation"
+                            }
+                        ),
+                    )),
+                );
                 continue;
             };
             let body: Value = serde_json::from_slice(&frame.body).unwrap_or(Value::Null);
@@ -254,19 +277,26 @@ impl GuestPeer {
                 Some(Fault::Fail(hresult)) => {
                     respond(
                         &outbox,
-                        rpc,
-                        frame.id,
+                        &frame,
                         Err((hresult, format!("{} failed (injected)", rpc.name()))),
                     );
                     continue;
                 }
                 None => {}
             }
+            if rpc == Rpc::NegotiateProtocol {
+                // Answered in order: hcsshim's guest picks the handler by the version
+                // negotiated when a message is read, so the next message sees this one.
+                let answer = self.negotiate(&frame);
+                negotiated = answer.is_ok();
+                respond(&outbox, &frame, answer);
+                continue;
+            }
             let peer = self.clone();
             let outbox = outbox.clone();
             handlers.spawn(async move {
                 let answer = peer.handle(rpc, &frame, &outbox).await;
-                respond(&outbox, rpc, frame.id, answer);
+                respond(&outbox, &frame, answer);
             });
         };
         handlers.abort_all();
@@ -275,15 +305,9 @@ impl GuestPeer {
         result
     }
 
+    /// Answers a request of the negotiated protocol; [`handled_rpc`] has picked `rpc`.
     async fn handle(&self, rpc: Rpc, frame: &Frame, outbox: &Outbox) -> Answer {
-        if rpc != Rpc::NegotiateProtocol && !self.world().negotiated {
-            return Err((
-                hresults::HCS_E_PROTOCOL_ERROR,
-                "the protocol has not been negotiated".to_owned(),
-            ));
-        }
         match rpc {
-            Rpc::NegotiateProtocol => self.negotiate(&parse(frame)?),
             Rpc::Create => self.create(parse(frame)?),
             Rpc::Start => self.start(&container_of(frame)?),
             Rpc::ShutdownGraceful => self.shutdown(&container_of(frame)?, "GracefulExit", outbox),
@@ -296,13 +320,18 @@ impl GuestPeer {
             Rpc::ModifySettings => Self::modify(&parse(frame)?),
             Rpc::DumpStacks => Ok(json!({"GuestStacks": self.describe()})),
             Rpc::DeleteContainerState => self.delete(&container_of(frame)?),
-            Rpc::UpdateContainer | Rpc::LifecycleNotification | Rpc::ModifyServiceSettings => {
-                Ok(json!({}))
-            }
+            Rpc::NegotiateProtocol
+            | Rpc::UpdateContainer
+            | Rpc::LifecycleNotification
+            | Rpc::ModifyServiceSettings => Err((
+                hresults::E_NOTIMPL,
+                format!("no handler for {}", rpc.name()),
+            )),
         }
     }
 
-    fn negotiate(&self, request: &NegotiateProtocolRequest) -> Answer {
+    fn negotiate(&self, frame: &Frame) -> Answer {
+        let request: NegotiateProtocolRequest = parse(frame)?;
         if !(request.minimum_version..=request.maximum_version).contains(&PROTOCOL_VERSION) {
             return Err((
                 hresults::HCS_E_UNSUPPORTED_PROTOCOL_VERSION,
@@ -312,7 +341,6 @@ impl GuestPeer {
                 ),
             ));
         }
-        self.world().negotiated = true;
         Ok(json!({"Version": PROTOCOL_VERSION, "Capabilities": self.shared.config.capabilities}))
     }
 
@@ -476,7 +504,7 @@ impl GuestPeer {
                 Ok(result) => result.ok().and_then(|c| *c),
                 Err(_) => {
                     return Err((
-                        hresults::WAIT_TIMEOUT,
+                        hresults::VMCOMPUTE_TIMEOUT,
                         format!("process {} is still running", request.process_id),
                     ));
                 }
@@ -614,15 +642,11 @@ fn notify_exit(world: &mut World, id: &str, outbox: &Outbox) {
     }
     container.exited = true;
     let kind = container.stopping.unwrap_or("UnexpectedExit");
-    let operation = match kind {
-        "GracefulExit" => "Shutdown",
-        "ForcedExit" => "Terminate",
-        _ => "None",
-    };
     let notification = ContainerNotification {
         base: RequestBase::new(id),
         kind: kind.to_owned(),
-        operation: operation.to_owned(),
+        // hcsshim's guest names no operation in an exit (bridge_v2.go `createContainerV2`).
+        operation: "None".to_owned(),
         result: 0,
         result_info: String::new(),
     };
@@ -633,7 +657,26 @@ fn notify_exit(world: &mut World, id: &str, outbox: &Outbox) {
     );
 }
 
-fn respond(outbox: &Outbox, rpc: Rpc, id: u64, answer: Answer) {
+/// Which handler answers `message_type`, as hcsshim's guest picks one by type and
+/// negotiated version (internal/guest/bridge/bridge.go `Mux`, `AssignHandlers`): before
+/// negotiation only `NegotiateProtocol` has one, after it every request but that one and
+/// the three the guest never registers (`UpdateContainer`, `LifecycleNotification`,
+/// `ModifyServiceSettings`). Anything else, of any kind, gets `E_NOTIMPL`.
+fn handled_rpc(message_type: MessageType, negotiated: bool) -> Option<Rpc> {
+    if message_type.kind() != Some(MessageKind::Request) {
+        return None;
+    }
+    let rpc = message_type.rpc()?;
+    let handled = match rpc {
+        Rpc::NegotiateProtocol => !negotiated,
+        Rpc::UpdateContainer | Rpc::LifecycleNotification | Rpc::ModifyServiceSettings => false,
+        _ => negotiated,
+    };
+    handled.then_some(rpc)
+}
+
+/// Answers `request` under its response type with the answer's body or failure.
+fn respond(outbox: &Outbox, request: &Frame, answer: Answer) {
     let body = match answer {
         Ok(mut body) => {
             if let Some(object) = body.as_object_mut() {
@@ -647,7 +690,7 @@ fn respond(outbox: &Outbox, rpc: Rpc, id: u64, answer: Answer) {
             "ErrorRecords": [{"Result": hresult, "Message": message}],
         }),
     };
-    outbox.send(MessageType::response(rpc), id, &body);
+    outbox.send(request.message_type.response_to(), request.id, &body);
 }
 
 fn parse<T: serde::de::DeserializeOwned>(frame: &Frame) -> Result<T, (i32, String)> {

@@ -9,7 +9,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 use tokio::sync::{oneshot, watch};
 
-use crate::messages::{StdioRelaySettings, WindowsSignal};
+use crate::messages::{NULL_CONTAINER_ID, StdioRelaySettings, WindowsSignal};
 use crate::transport::Transport;
 
 use super::hresults;
@@ -97,7 +97,12 @@ pub(crate) async fn spawn(
 
     let (exit_tx, exit) = watch::channel(None);
     let (kill, killed) = oneshot::channel();
-    tokio::spawn(wait(child, killed, exit_tx));
+    let convention = if container_id == NULL_CONTAINER_ID {
+        ExitConvention::UtilityVm
+    } else {
+        ExitConvention::Container
+    };
+    tokio::spawn(wait(child, killed, exit_tx, convention));
     let process = GuestProcess {
         pid,
         container_id: container_id.to_owned(),
@@ -119,7 +124,23 @@ async fn relay_output<R: tokio::io::AsyncRead + Unpin>(
     let _ = relay.shutdown().await;
 }
 
-async fn wait(mut child: Child, killed: oneshot::Receiver<()>, exit: watch::Sender<Option<i32>>) {
+/// How hcsshim's guest reports the exit of a process that a signal ended.
+#[derive(Debug, Clone, Copy)]
+enum ExitConvention {
+    /// A container process, waited for by runc's wrapper: 128 + the signal
+    /// (internal/guest/runtime/runc/runc.go `waitOnProcess`).
+    Container,
+    /// A process in the utility VM itself: Go's `ProcessState.ExitCode`, -1
+    /// (internal/guest/runtime/hcsv2/process.go `newExternalProcess`), 0xFFFFFFFF on the wire.
+    UtilityVm,
+}
+
+async fn wait(
+    mut child: Child,
+    killed: oneshot::Receiver<()>,
+    exit: watch::Sender<Option<i32>>,
+    convention: ExitConvention,
+) {
     let status = tokio::select! {
         status = child.wait() => status,
         Ok(()) = killed => {
@@ -128,23 +149,25 @@ async fn wait(mut child: Child, killed: oneshot::Receiver<()>, exit: watch::Send
         }
     };
     let code = match status {
-        Ok(status) => exit_code(status),
+        Ok(status) => exit_code(status, convention),
         Err(_) => -1,
     };
     let _ = exit.send(Some(code));
 }
 
 #[cfg(unix)]
-fn exit_code(status: std::process::ExitStatus) -> i32 {
+fn exit_code(status: std::process::ExitStatus, convention: ExitConvention) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    // Shell convention for a signal death, so a killed process never looks successful.
-    status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+    match (status.code(), convention) {
+        (Some(code), _) => code,
+        (None, ExitConvention::Container) => 128 + status.signal().unwrap_or(0),
+        (None, ExitConvention::UtilityVm) => -1,
+    }
 }
 
+/// Windows has no signal deaths: every exit has a code.
 #[cfg(not(unix))]
-fn exit_code(status: std::process::ExitStatus) -> i32 {
+fn exit_code(status: std::process::ExitStatus, _convention: ExitConvention) -> i32 {
     status.code().unwrap_or(-1)
 }
 

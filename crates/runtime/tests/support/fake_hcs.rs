@@ -56,8 +56,11 @@ impl System {
         self.subscribers.retain(|s| s.send(event.clone()).is_ok());
     }
 
-    /// Every process exits with `code`, then the system.
-    fn stop(&mut self, code: u32) {
+    /// Every process exits with `code`, and the system. Their events go out in `order`.
+    fn stop(&mut self, code: u32, order: ExitOrder) {
+        if order == ExitOrder::SystemFirst {
+            self.emit_system_exit();
+        }
         let live: Vec<u32> = self
             .processes
             .iter()
@@ -78,11 +81,26 @@ impl System {
             });
         }
         self.state = SystemState::Stopped;
+        if order == ExitOrder::ProcessesFirst {
+            self.emit_system_exit();
+        }
+    }
+
+    fn emit_system_exit(&mut self) {
         self.emit(&ComputeEvent::System(HcsEvent::SystemExited {
             status: None,
             exit_type: None,
         }));
     }
+}
+
+/// In which order a stopping system's exit events reach subscribers. On Windows each
+/// handle's callback and forwarding task is its own, so either order happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExitOrder {
+    #[default]
+    ProcessesFirst,
+    SystemFirst,
 }
 
 struct Fault {
@@ -100,6 +118,7 @@ struct State {
     command_lines: Vec<String>,
     signals: Vec<(u32, Option<String>)>,
     granted: Vec<std::path::PathBuf>,
+    exit_order: ExitOrder,
 }
 
 #[derive(Default)]
@@ -112,6 +131,11 @@ impl FakeHcs {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Stopping systems send their exit events in `order` from now on.
+    pub fn send_exits_in(&self, order: ExitOrder) {
+        self.lock().exit_order = order;
     }
 
     /// Every later `call` fails with `hresult`.
@@ -341,6 +365,7 @@ impl Compute for FakeHcs {
 
     async fn shutdown(&self, id: &str, _timeout: Duration) -> Result<(), HostError> {
         let mut state = self.enter("HcsShutDownComputeSystem", id)?;
+        let order = state.exit_order;
         let system = system(&mut state, "HcsShutDownComputeSystem", id)?;
         if system.state == SystemState::Stopped {
             return Err(HostError::new(
@@ -349,12 +374,13 @@ impl Compute for FakeHcs {
                 "stopped",
             ));
         }
-        system.stop(0);
+        system.stop(0, order);
         Ok(())
     }
 
     async fn terminate(&self, id: &str) -> Result<(), HostError> {
         let mut state = self.enter("HcsTerminateComputeSystem", id)?;
+        let order = state.exit_order;
         let system = system(&mut state, "HcsTerminateComputeSystem", id)?;
         if system.state == SystemState::Stopped {
             return Err(HostError::new(
@@ -363,7 +389,7 @@ impl Compute for FakeHcs {
                 "stopped",
             ));
         }
-        system.stop(1);
+        system.stop(1, order);
         Ok(())
     }
 
