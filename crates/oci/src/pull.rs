@@ -223,7 +223,9 @@ impl Puller {
                 .choose_from_index(reference, &top.bytes, options, observer)
                 .await?;
             lease.protect(&top_digest).await?;
-            self.store.put_bytes(&top_digest, &top.bytes).await?;
+            if self.store.put_bytes(&top_digest, &top.bytes).await? {
+                lease.stored(&top_digest);
+            }
             (Some(top_digest), digest, bytes)
         } else {
             (None, top_digest, top.bytes)
@@ -235,19 +237,27 @@ impl Puller {
             })?;
         check_manifest_blobs(&manifest).map_err(bad_manifest)?;
         lease.protect(&manifest_digest).await?;
-        self.store
+        if self
+            .store
             .put_bytes(&manifest_digest, &manifest_bytes)
-            .await?;
+            .await?
+        {
+            lease.stored(&manifest_digest);
+        }
 
+        let job = PullJob {
+            registry,
+            repository,
+            options,
+            observer,
+            lease,
+        };
         let config_digest = manifest.config().digest().to_string();
         lease.protect(&config_digest).await?;
         for layer in manifest.layers() {
             lease.protect(layer.digest().as_ref()).await?;
         }
-        let config = self
-            .config(registry, repository, &manifest)
-            .await?
-            .map_err(bad_manifest)?;
+        let config = self.config(&job, &manifest).await?.map_err(bad_manifest)?;
 
         let layers = layer_jobs(&manifest, &config);
         let layer_digests: Vec<String> = layers.iter().map(|l| l.digest.clone()).collect();
@@ -255,16 +265,9 @@ impl Puller {
         let results: Vec<Result<(), PullError>> = futures_util::stream::iter(layers)
             // Owned jobs keep the future `Send` for callers on a multi-thread runtime (a
             // borrowed iterator trips rustc's higher-ranked lifetime inference here).
-            .map(|layer| async move {
-                self.fetch_and_unpack(
-                    registry,
-                    repository,
-                    &layer,
-                    diff_ids.as_ref(),
-                    options,
-                    observer,
-                )
-                .await
+            .map(|layer| {
+                let job = &job;
+                async move { self.fetch_and_unpack(job, &layer, diff_ids.as_ref()).await }
             })
             .buffer_unordered(options.concurrency.max(1))
             .collect()
@@ -292,17 +295,23 @@ impl Puller {
     /// error says why it is not a config.
     async fn config(
         &self,
-        registry: &str,
-        repository: &str,
+        job: &PullJob<'_>,
         manifest: &ImageManifest,
     ) -> Result<Result<serde_json::Value, String>, PullError> {
         let digest = manifest.config().digest().to_string();
         if !self.store.has_blob(&digest) {
             let bytes = self
                 .client
-                .document_blob(registry, repository, &digest, manifest.config().size())
+                .document_blob(
+                    job.registry,
+                    job.repository,
+                    &digest,
+                    manifest.config().size(),
+                )
                 .await?;
-            self.store.put_bytes(&digest, &bytes).await?;
+            if self.store.put_bytes(&digest, &bytes).await? {
+                job.lease.stored(&digest);
+            }
         }
         let bytes = self.store.read_blob(&digest).await?;
         Ok(serde_json::from_slice(&bytes).map_err(|e| format!("config: {e}")))
@@ -312,17 +321,12 @@ impl Puller {
     /// the stored blob otherwise.
     async fn fetch_and_unpack(
         &self,
-        registry: &str,
-        repository: &str,
+        job: &PullJob<'_>,
         layer: &LayerJob,
         diff_ids: Option<&std::sync::Arc<[String]>>,
-        options: &PullOptions,
-        observer: &dyn PullObserver,
     ) -> Result<(), PullError> {
         let target = self.unpack_target(layer, diff_ids);
-        let unpacked = self
-            .fetch_layer(registry, repository, layer, options, observer, target)
-            .await?;
+        let unpacked = self.fetch_layer(job, layer, target).await?;
         if unpacked {
             Ok(())
         } else {
@@ -435,8 +439,7 @@ impl Puller {
     /// Asks for `layer` from `offset` on: from the registry, or from its foreign URL.
     async fn request_layer(
         &self,
-        registry: &str,
-        repository: &str,
+        job: &PullJob<'_>,
         layer: &LayerJob,
         offset: u64,
     ) -> Result<reqwest::Response, RegistryError> {
@@ -444,7 +447,7 @@ impl Puller {
             Some(url) => self.client.foreign(url, offset).await,
             None => {
                 self.client
-                    .blob(registry, repository, &layer.digest, offset)
+                    .blob(job.registry, job.repository, &layer.digest, offset)
                     .await
             }
         }
@@ -452,32 +455,29 @@ impl Puller {
 
     async fn fetch_layer(
         &self,
-        registry: &str,
-        repository: &str,
+        job: &PullJob<'_>,
         layer: &LayerJob,
-        options: &PullOptions,
-        observer: &dyn PullObserver,
         target: Option<UnpackTarget>,
     ) -> Result<bool, PullError> {
         let digest = &layer.digest;
         // A second pull of the same blob waits here, then finds it stored.
         let _slot = self.store.lock_download(digest).await?;
         if self.store.has_blob(digest) {
-            observer.layer(LayerEvent::Done {
+            job.observer.layer(LayerEvent::Done {
                 digest: digest.clone(),
                 cached: true,
             });
             return Ok(false);
         }
         let foreign = layer.urls.first();
-        if let (Some(url), false) = (foreign, options.allow_foreign_layers) {
+        if let (Some(url), false) = (foreign, job.options.allow_foreign_layers) {
             return Err(PullError::ForeignLayer {
                 digest: digest.clone(),
                 url: url.clone(),
             });
         }
         let mut ingest = self.store.resume(digest).await?;
-        observer.layer(LayerEvent::Started {
+        job.observer.layer(LayerEvent::Started {
             digest: digest.clone(),
             size: layer.size,
             resumed_from: ingest.offset(),
@@ -490,9 +490,7 @@ impl Puller {
         loop {
             attempt += 1;
             let offset = ingest.offset();
-            let response = self
-                .request_layer(registry, repository, layer, offset)
-                .await?;
+            let response = self.request_layer(job, layer, offset).await?;
             let interrupted = match answer_to_range(&response, offset) {
                 RangeAnswer::Refused(problem) => {
                     let refusal = Err(PullError::Registry(RegistryError::Protocol(format!(
@@ -516,7 +514,7 @@ impl Puller {
                         &mut ingest,
                         streaming.as_mut(),
                         layer,
-                        observer,
+                        job.observer,
                     )
                     .await;
                     match received {
@@ -545,8 +543,10 @@ impl Puller {
             tracing::debug!(%digest, attempt, offset = ingest.offset(), error = %last, "download interrupted; resuming");
             tokio::time::sleep(Duration::from_millis(100) * attempt).await;
         }
-        self.store.finish(ingest, Some(layer.size)).await?;
-        observer.layer(LayerEvent::Done {
+        if self.store.finish(ingest, Some(layer.size)).await? {
+            job.lease.stored(digest);
+        }
+        job.observer.layer(LayerEvent::Done {
             digest: digest.clone(),
             cached: false,
         });
@@ -716,6 +716,16 @@ fn all_diff_ids(layers: &[LayerJob]) -> Option<std::sync::Arc<[String]>> {
         .map(|l| l.diff_id.clone())
         .collect::<Option<Vec<String>>>()
         .map(Into::into)
+}
+
+/// What every step of one pull shares.
+struct PullJob<'a> {
+    registry: &'a str,
+    repository: &'a str,
+    options: &'a PullOptions,
+    observer: &'a dyn PullObserver,
+    /// Protects what the pull stores, and notes what it stored itself.
+    lease: &'a Lease,
 }
 
 #[derive(Debug)]

@@ -244,14 +244,12 @@ impl OciLayout {
                 .map(|l| (l.digest().to_string(), l.size())),
         );
         let lease = store.lease().await?;
-        for (digest, size) in &blobs {
-            let path = self
-                .root
-                .join("blobs/sha256")
-                .join(digest.trim_start_matches("sha256:"));
-            let file = open_regular(&path)?;
-            lease.protect(digest).await?;
-            store.put_opened(digest, file, *size).await?;
+        if let Err(e) = self.copy_blobs(store, &blobs, &lease).await {
+            // A refused load leaves the store as it was, as a refused pull does.
+            if let Err(release) = store.release(lease).await {
+                tracing::warn!(error = %release, "a failed load's blobs could not be removed; `pane image prune` removes them");
+            }
+            return Err(e);
         }
         let record = ImageRecord {
             reference: name,
@@ -272,6 +270,27 @@ impl OciLayout {
             .map(|previous| previous.manifest);
         drop(lease);
         Ok(LoadedImage { record, replaced })
+    }
+
+    /// Copies `blobs` into `store` under `lease`, noting the ones it stored itself.
+    async fn copy_blobs(
+        &self,
+        store: &ContentStore,
+        blobs: &[(String, u64)],
+        lease: &crate::store::Lease,
+    ) -> Result<(), LayoutError> {
+        for (digest, size) in blobs {
+            let path = self
+                .root
+                .join("blobs/sha256")
+                .join(digest.trim_start_matches("sha256:"));
+            let file = open_regular(&path)?;
+            lease.protect(digest).await?;
+            if store.put_opened(digest, file, *size).await? {
+                lease.stored(digest);
+            }
+        }
+        Ok(())
     }
 
     /// The platform manifest's descriptor: the entry itself, or its index's entry.

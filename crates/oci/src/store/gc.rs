@@ -58,12 +58,14 @@ impl ContentStore {
         Ok(pruned)
     }
 
-    /// Ends a failed pull's lease, deleting the blobs it stored that nothing else uses (no
-    /// image record, no other pull's lease), so a refused pull leaves the store as it was.
+    /// Ends a failed pull's lease, deleting the blobs it stored itself that nothing else
+    /// uses (no image record, no other pull's lease), so a refused pull leaves the store as
+    /// it was. A blob it only protected was there before it and is kept, whoever uses it
+    /// (an image record, or a container whose image was untagged: prune's `keep`).
     pub async fn release(&self, lease: Lease) -> Result<Vec<String>, StoreError> {
         let _guard = self.lock_records().await?;
         let _leases = Lease::exclude_new(&self.root.join("leases")).await?;
-        let own = lease.digests()?;
+        let own = lease.created();
         let others = Lease::live_digests(&self.root.join("leases"), lease.lock_path())?;
         let records = self.load_records()?;
         let recorded: BTreeSet<&String> = records

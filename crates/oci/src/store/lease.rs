@@ -27,9 +27,15 @@ pub struct Lease {
     dir: PathBuf,
     list: PathBuf,
     lock: Option<FileLock>,
+    /// The blobs this lease's holder stored itself, the only ones a release may delete:
+    /// a protected blob that was there before belongs to whatever put it there.
+    created: std::sync::Mutex<BTreeSet<String>>,
 }
 
 impl Lease {
+    /// Takes a new lease. Its lock file is made and locked under `gc.lock` shared, so prune,
+    /// which reads leases under `gc.lock` exclusive and deletes the lock files nobody
+    /// holds, cannot take a lease being made for a dead one.
     pub(super) async fn take(dir: &Path) -> Result<Self, StoreError> {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -40,14 +46,45 @@ impl Lease {
             SEQUENCE.fetch_add(1, Ordering::Relaxed)
         );
         let lock_path = dir.join(format!("{name}.lock"));
-        let lock = FileLock::acquire(&lock_path)
-            .await
-            .map_err(io_error("taking a lease", &lock_path))?;
+        let gc = dir.join(GC_LOCK);
+        let lock = tokio::task::spawn_blocking(move || {
+            let _shared = SharedLock::acquire_blocking(&gc).map_err(io_error("leasing", &gc))?;
+            let lock = FileLock::try_acquire(&lock_path)
+                .map_err(io_error("taking a lease", &lock_path))?;
+            // The name is this process's and unique in it: nobody else can hold its lock.
+            lock.ok_or_else(|| StoreError::Io {
+                context: "taking a lease",
+                path: lock_path.clone(),
+                source: std::io::Error::other("the lease's lock is held elsewhere"),
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Io {
+            context: "taking a lease",
+            path: dir.to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })??;
         Ok(Self {
             dir: dir.to_owned(),
             list: dir.join(format!("{name}.list")),
             lock: Some(lock),
+            created: std::sync::Mutex::default(),
         })
+    }
+
+    /// Notes that this lease's holder stored `digest` itself (see [`Lease::created`]).
+    pub fn stored(&self, digest: &str) {
+        if let Ok(mut created) = self.created.lock() {
+            created.insert(digest.to_owned());
+        }
+    }
+
+    /// The blobs this lease's holder stored itself.
+    pub(super) fn created(&self) -> BTreeSet<String> {
+        self.created
+            .lock()
+            .map(|created| created.clone())
+            .unwrap_or_default()
     }
 
     /// Keeps `digest` from prune until this lease ends. Call it before storing the blob.
@@ -80,11 +117,6 @@ impl Lease {
         FileLock::acquire(&path)
             .await
             .map_err(io_error("locking the leases", &path))
-    }
-
-    /// The digests this lease protects.
-    pub(super) fn digests(&self) -> Result<BTreeSet<String>, StoreError> {
-        read_list(&self.list)
     }
 
     /// The lock file that marks this lease live.

@@ -180,8 +180,9 @@ impl ContentStore {
         Lease::take(&self.root.join("leases")).await
     }
 
-    /// Stores a small blob held in memory (manifests, configs), after checking it.
-    pub async fn put_bytes(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    /// Stores a small blob held in memory (manifests, configs), after checking it; whether
+    /// this call stored it (not: found it there).
+    pub async fn put_bytes(&self, digest: &str, bytes: &[u8]) -> Result<bool, StoreError> {
         let actual = sha256_digest(bytes);
         if actual != digest {
             return Err(StoreError::Mismatch {
@@ -192,7 +193,7 @@ impl ContentStore {
         // Two pulls of one image store the same manifest and config: one writes, one finds it.
         let _slot = self.lock_download(digest).await?;
         if self.has_blob(digest) {
-            return Ok(());
+            return Ok(false);
         }
         let partial = self.partial_path(digest)?;
         let mut file = tokio::fs::File::create(&partial)
@@ -241,16 +242,17 @@ impl ContentStore {
     }
 
     /// Copies an opened blob file into the store, verifying it on the way; at most `size`
-    /// bytes (and one more, to see that there are no more) are read.
+    /// bytes (and one more, to see that there are no more) are read. Returns whether this
+    /// call stored it.
     pub async fn put_opened(
         &self,
         digest: &str,
         source: std::fs::File,
         size: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let _slot = self.lock_download(digest).await?;
         if self.has_blob(digest) {
-            return Ok(());
+            return Ok(false);
         }
         let mut ingest = self.resume(digest).await?;
         ingest.restart().await?;
@@ -270,11 +272,12 @@ impl ContentStore {
     }
 
     /// Verifies a finished ingest and moves it into place; on mismatch it is deleted.
+    /// Returns whether it was moved into place (not: an identical blob was there already).
     pub async fn finish(
         &self,
         ingest: Ingest,
         expected_size: Option<u64>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let Ingest {
             digest,
             path,
@@ -312,7 +315,7 @@ impl ContentStore {
         file: tokio::fs::File,
         partial: &Path,
         size: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         file.sync_all()
             .await
             .map_err(io_error("syncing a blob", partial))?;
@@ -333,7 +336,7 @@ impl ContentStore {
         if let Ok(existing) = tokio::fs::symlink_metadata(&target).await {
             let _ = tokio::fs::remove_file(partial).await;
             if existing.is_file() && existing.len() == size {
-                return Ok(());
+                return Ok(false);
             }
             return Err(StoreError::Conflict {
                 digest: digest.to_owned(),
@@ -345,7 +348,7 @@ impl ContentStore {
         tokio::fs::rename(partial, &target)
             .await
             .map_err(io_error("moving a blob into place", &target))?;
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -512,6 +515,36 @@ mod tests {
         assert!(store.has_blob(&digest));
         drop(lease);
         assert_eq!(other.prune().await.unwrap().blobs, [digest]);
+    }
+
+    #[tokio::test]
+    async fn a_release_deletes_what_its_pull_stored_and_nothing_that_was_there_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        // Unrecorded but in use: the layer of a container whose image was untagged (the
+        // runtime passes such images to prune as `keep`).
+        let before = sha256_digest(b"a running container's layer");
+        store
+            .put_bytes(&before, b"a running container's layer")
+            .await
+            .unwrap();
+        let fresh = sha256_digest(b"fetched by the failing pull");
+        let lease = store.lease().await.unwrap();
+        for (digest, bytes) in [
+            (&before, &b"a running container's layer"[..]),
+            (&fresh, &b"fetched by the failing pull"[..]),
+        ] {
+            lease.protect(digest).await.unwrap();
+            if store.put_bytes(digest, bytes).await.unwrap() {
+                lease.stored(digest);
+            }
+        }
+        assert_eq!(
+            store.release(lease).await.unwrap(),
+            std::slice::from_ref(&fresh)
+        );
+        assert!(store.has_blob(&before));
+        assert!(!store.has_blob(&fresh));
     }
 
     #[tokio::test]
