@@ -116,7 +116,9 @@ fn ten_pulls_with_tags_and_removals_racing_them_leave_a_whole_store() {
     let registry = StaticRegistry::start();
     let root = tempfile::tempdir().unwrap();
     let reference = format!("127.0.0.1:{}/windows/app:v1", registry.port);
-    // Tags to remove while the pulls run: made from a loaded copy of the same image.
+    // Tags to remove while the pulls run: made from the example's other build (26100),
+    // so the pulls (20348) share only the index with it and download their manifest,
+    // config and layer afresh, racing each other.
     let loaded = pane(
         root.path(),
         &[
@@ -126,12 +128,18 @@ fn ten_pulls_with_tags_and_removals_racing_them_leave_a_whole_store() {
             "--as",
             "example/base:old",
             "--host-build",
-            "10.0.20348",
+            "10.0.26100",
         ],
     )
     .output()
     .unwrap();
     succeeded(&loaded, "load");
+    let blobs = |root: &Path| {
+        std::fs::read_dir(root.join("content/blobs/sha256"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(blobs(root.path()), 4, "index, manifest, config and layer");
     for n in 0..5 {
         let tag = format!("example/base:old{n}");
         succeeded(
@@ -172,6 +180,11 @@ fn ten_pulls_with_tags_and_removals_racing_them_leave_a_whole_store() {
     }
 
     assert_every_blob_matches_its_name(root.path());
+    assert_eq!(
+        blobs(root.path()),
+        7,
+        "the pulls added their own three blobs"
+    );
     let images = records(root.path());
     let names: Vec<&String> = images["images"].as_object().unwrap().keys().collect();
     let normalised = |name: &str| format!("docker.io/{name}");

@@ -15,6 +15,7 @@ pub mod store;
 mod stream_unpack;
 #[cfg(windows)]
 mod sys;
+mod temp_name;
 
 pub use image::{ImageFacts, LayerFacts};
 pub use layout::{LayoutError, LoadedImage, OciLayout};

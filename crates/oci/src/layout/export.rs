@@ -218,13 +218,18 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<(), LayoutError> {
 /// Writes a new file beside `path` exclusively and renames it over `path` (a rename replaces
 /// a link itself, never what it points to).
 fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), LayoutError> {
-    let temporary = path.with_extension(format!("{}.tmp", std::process::id()));
-    write_new(&temporary, bytes)?;
-    std::fs::rename(&temporary, path).map_err(|source| {
+    let failed = |source| LayoutError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let (mut file, temporary) = crate::temp_name::create_beside(path).map_err(failed)?;
+    let mut write = || -> std::io::Result<()> {
+        std::io::Write::write_all(&mut file, bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)
+    };
+    write().map_err(|source| {
         let _ = std::fs::remove_file(&temporary);
-        LayoutError::Read {
-            path: path.to_owned(),
-            source,
-        }
+        failed(source)
     })
 }

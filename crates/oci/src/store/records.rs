@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -47,9 +46,6 @@ pub(super) struct RecordsGuard<'a> {
     _file: FileLock,
 }
 
-/// Distinguishes the temporary files of concurrent writers in one process.
-static TEMPORARY_SEQUENCE: AtomicU64 = AtomicU64::new(0);
-
 impl ContentStore {
     pub(super) fn records_path(&self) -> PathBuf {
         self.root.join("images.json")
@@ -86,20 +82,13 @@ impl ContentStore {
     /// The temporary name is this writer's own, so no other writer can rename it away.
     pub(super) fn save_records(&self, records: &Records) -> Result<(), StoreError> {
         let path = self.records_path();
-        let temporary = self.root.join(format!(
-            "images.json.{}.{}.tmp",
-            std::process::id(),
-            TEMPORARY_SEQUENCE.fetch_add(1, Ordering::Relaxed)
-        ));
         let bytes = serde_json::to_vec_pretty(records).map_err(|source| StoreError::Records {
             path: path.clone(),
             source,
         })?;
-        let write = || -> io::Result<()> {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temporary)?;
+        let (mut file, temporary) = crate::temp_name::create_beside(&path)
+            .map_err(io_error("writing image records", &path))?;
+        let mut write = || -> io::Result<()> {
             io::Write::write_all(&mut file, &bytes)?;
             file.sync_all()?;
             std::fs::rename(&temporary, &path)
