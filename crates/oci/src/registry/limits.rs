@@ -95,19 +95,60 @@ fn refused_redirect(error: &reqwest::Error) -> Option<&super::RedirectRefused> {
 }
 
 /// The certificate failure behind a request error, if that is what it is. Neither reqwest
-/// nor its TLS backends (rustls here, schannel on Windows) expose a typed certificate error
-/// through `reqwest::Error`, so the cause chain's messages are read.
+/// nor its TLS backends expose a typed certificate error through `reqwest::Error`, so each
+/// backend is read as it reports one:
+/// - schannel (Windows, through native-tls) reports an OS error whose code is a `SEC_E_*` /
+///   `CERT_E_*` / `TRUST_E_*` HRESULT; its text is localised, so the code is what is matched
+///   (from `io::Error`, or the "(os error N)" that native-tls's message ends with);
+/// - rustls (elsewhere) reports `invalid peer certificate: …`, text compiled into rustls and
+///   never translated.
 pub(super) fn certificate_problem(error: &reqwest::Error) -> Option<String> {
-    let mut cause: Option<&dyn std::error::Error> = Some(error);
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = cause {
         let text = current.to_string();
+        let code = current
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            .or_else(|| os_error_code(&text));
+        if code.is_some_and(is_certificate_hresult) {
+            return Some(text);
+        }
         let lower = text.to_ascii_lowercase();
-        if lower.contains("certificate") || lower.contains("unknownissuer") {
+        if lower.contains("invalid peer certificate") || lower.contains("unknownissuer") {
             return Some(text);
         }
         cause = current.source();
     }
     None
+}
+
+/// N of a message ending in "(os error N)", as std formats an OS error.
+fn os_error_code(text: &str) -> Option<i32> {
+    let start = text.rfind("(os error ")? + "(os error ".len();
+    let digits = text[start..].split(')').next()?;
+    digits.trim().parse().ok()
+}
+
+/// Whether `code` is an HRESULT schannel or the certificate chain engine gives for a
+/// certificate it refuses (winerror.h).
+fn is_certificate_hresult(code: i32) -> bool {
+    const CODES: [u32; 14] = [
+        0x8009_0322, // SEC_E_WRONG_PRINCIPAL: the name does not match
+        0x8009_0325, // SEC_E_UNTRUSTED_ROOT
+        0x8009_0327, // SEC_E_CERT_UNKNOWN
+        0x8009_0328, // SEC_E_CERT_EXPIRED
+        0x8009_0349, // SEC_E_CERT_WRONG_USAGE
+        0x800B_0101, // CERT_E_EXPIRED
+        0x800B_0109, // CERT_E_UNTRUSTEDROOT
+        0x800B_010A, // CERT_E_CHAINING
+        0x800B_010C, // CERT_E_REVOKED
+        0x800B_010F, // CERT_E_CN_NO_MATCH
+        0x800B_0110, // CERT_E_WRONG_USAGE
+        0x800B_0111, // CERT_E_INVALID_NAME (name constraints)
+        0x8009_6004, // TRUST_E_CERT_SIGNATURE
+        0x8009_2012, // CRYPT_E_NO_REVOCATION_CHECK
+    ];
+    CODES.contains(&code.cast_unsigned())
 }
 
 /// Refuses a digest that is not `algorithm:hex` of a known algorithm before it is put into
@@ -136,6 +177,21 @@ pub fn validate_digest(digest: &str) -> Result<(), RegistryError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schannel_certificate_refusals_are_known_by_code_not_by_their_words() {
+        // A German Windows: the text is translated, the code is not.
+        let refused = std::io::Error::from_raw_os_error(0x8009_0325_u32.cast_signed());
+        assert!(is_certificate_hresult(refused.raw_os_error().unwrap()));
+        let message = "Die Zertifikatkette wurde von einer nicht vertrauenswürdigen \
+                       Zertifizierungsstelle ausgestellt. (os error -2146893019)";
+        assert_eq!(os_error_code(message), Some(0x8009_0325_u32.cast_signed()));
+        assert!(os_error_code(message).is_some_and(is_certificate_hresult));
+        // A connection that was refused is not a certificate problem.
+        let reset = "Eine vorhandene Verbindung wurde geschlossen. (os error 10054)";
+        assert!(!os_error_code(reset).is_some_and(is_certificate_hresult));
+        assert_eq!(os_error_code("no code here"), None);
+    }
 
     #[test]
     fn digests_are_checked_before_they_reach_a_url() {
