@@ -262,6 +262,13 @@ impl Puller {
         let layers = layer_jobs(&manifest, &config);
         let layer_digests: Vec<String> = layers.iter().map(|l| l.digest.clone()).collect();
         let diff_ids = &all_diff_ids(&layers);
+        if let Some(diff_ids) = diff_ids {
+            // The layers unpacked or imported from these blobs, kept from a concurrent
+            // layer prune until the image is recorded (see `ContentStore::hold_leases`).
+            let mut derived = diff_ids.to_vec();
+            derived.extend(crate::digest::chain_ids(diff_ids));
+            lease.protect_all(&derived).await?;
+        }
         let results: Vec<Result<(), PullError>> = futures_util::stream::iter(layers)
             // Owned jobs keep the future `Send` for callers on a multi-thread runtime (a
             // borrowed iterator trips rustc's higher-ranked lifetime inference here).

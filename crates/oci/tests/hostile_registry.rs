@@ -725,3 +725,42 @@ async fn a_layer_trickled_just_inside_the_read_timeout_is_cut_off() {
     assert!(error.to_string().contains("--registry-timeout"), "{error}");
     assert_store_empty(dir.path());
 }
+
+#[tokio::test]
+async fn a_pull_in_progress_leases_its_layers_by_diff_id_and_chain_id() {
+    let diff_id = hostile::sha256(b"the layer's uncompressed tar");
+    let image = Image::new(vec![8; 100], 100).with_diff_id(&diff_id);
+    let layer_digest = image.layer_digest.clone();
+    let registry = Hostile::start(move |request: &Request| {
+        if request.path.ends_with(&layer_digest) {
+            Reply::Silent
+        } else {
+            image.reply("windows/app", request)
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = ContentStore::open(dir.path()).unwrap();
+    let pull = {
+        let registry_host = registry.host();
+        let root = dir.path().to_owned();
+        tokio::spawn(async move {
+            let reference: ImageReference =
+                format!("{registry_host}/windows/app:v1").parse().unwrap();
+            Puller::new(client(no_credentials()), ContentStore::open(&root).unwrap())
+                .pull(&reference, &PullOptions::default(), &Quiet)
+                .await
+        })
+    };
+    // Once the layer is being fetched, a layer prune must see its layers as leased.
+    let fetched = Image::new(vec![8; 100], 100).layer_digest;
+    while blob_requests(&registry, &fetched).is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let held = store.hold_leases().await.unwrap();
+    let chain = pane_oci::digest::chain_ids(std::slice::from_ref(&diff_id));
+    assert!(held.digests().contains(&diff_id), "{:?}", held.digests());
+    assert!(held.digests().contains(&chain[0]));
+    drop(held);
+    assert!(pull.await.unwrap().is_err(), "the stalled layer times out");
+}

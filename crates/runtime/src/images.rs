@@ -383,6 +383,10 @@ impl ImageService {
             .prune_except(&keep)
             .await
             .map_err(store_error)?;
+        // Held until the layers are gone: the layers of pulls in progress are in it, and no
+        // pull can lease more meanwhile.
+        let held = self.content.hold_leases().await.map_err(store_error)?;
+        let leased = held.digests();
         let mut live_images: Vec<Vec<String>> = Vec::new();
         for record in self
             .content
@@ -399,13 +403,14 @@ impl ImageService {
             live_images.push(facts.layers.into_iter().map(|l| l.diff_id).collect());
         }
         let layers = self.layers.clone();
-        tokio::task::spawn_blocking(move || layers.retain(&live_images))
+        tokio::task::spawn_blocking(move || layers.retain(&live_images, &leased))
             .await
             .map_err(|e| RuntimeError::State {
                 path: "layer store".into(),
                 reason: format!("the prune task failed: {e}"),
             })?
             .map_err(|e| layer_error(&e))?;
+        drop(held);
         Ok(pruned)
     }
 }

@@ -23,18 +23,24 @@ impl HostLayers {
     }
 
     /// Keeps the layers `images` use (each image given as its diff IDs, base first) and
+    /// those `leased` names (by diff ID or chain ID: the layers of pulls in progress), and
     /// removes the rest from every store; returns what was removed.
-    pub fn retain(&self, images: &[Vec<String>]) -> Result<Vec<String>, LayerError> {
+    pub fn retain(
+        &self,
+        images: &[Vec<String>],
+        leased: &[String],
+    ) -> Result<Vec<String>, LayerError> {
         let mut removed = Vec::new();
         #[cfg(windows)]
         {
             let chains: Vec<String> = images
                 .iter()
                 .flat_map(|diff_ids| crate::hcs_store::chain_ids(diff_ids))
+                .chain(leased.iter().cloned())
                 .collect();
             removed.extend(self.imported.retain(&chains)?);
         }
-        let diff_ids: Vec<String> = images.iter().flatten().cloned().collect();
+        let diff_ids: Vec<String> = images.iter().flatten().chain(leased).cloned().collect();
         removed.extend(self.unpacked.retain(&diff_ids)?);
         Ok(removed)
     }
@@ -68,9 +74,15 @@ mod tests {
         }
         let (a, b, c) = (&layers[0].1, &layers[1].1, &layers[2].1);
         let removed = host
-            .retain(&[vec![a.clone()], vec![a.clone(), c.clone()]])
+            .retain(&[vec![a.clone()], vec![a.clone(), c.clone()]], &[])
             .unwrap();
         assert_eq!(removed, std::slice::from_ref(b));
         assert!(host.unpacked.has(a) && host.unpacked.has(c) && !host.unpacked.has(b));
+        // A layer only a pull in progress holds (by its diff ID) stays too.
+        let removed = host
+            .retain(&[vec![a.clone()]], std::slice::from_ref(c))
+            .unwrap();
+        assert!(removed.is_empty(), "{removed:?}");
+        assert!(host.unpacked.has(c));
     }
 }

@@ -31,12 +31,15 @@ fn prune_layers(
     store: &ContentStore,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Vec<String>, Failure> {
+    // Held until the layers are gone: a pull cannot lease more meanwhile, and the layers
+    // of pulls in progress are in what it holds.
+    let leases = runtime.block_on(store.hold_leases())?;
     let mut images = Vec::new();
     for record in store.images()? {
         let facts = runtime.block_on(store.image_facts(&record))?;
         images.push(facts.layers.into_iter().map(|l| l.diff_id).collect());
     }
-    Ok(HostLayers::open(root)?.retain(&images)?)
+    Ok(HostLayers::open(root)?.retain(&images, &leases.digests())?)
 }
 
 fn parse_reference(text: &str) -> Result<ImageReference, String> {

@@ -8,6 +8,22 @@ use serde::Serialize;
 use super::file_lock::FileLock;
 use super::{ContentStore, ImageRecord, Lease, StoreError, io_error};
 
+/// The digests every live lease holds, kept so while this lives: no pull can lease more
+/// until it is dropped. What is derived from blobs (unpacked and imported layers, leased
+/// by diff ID and chain ID) is pruned under it, so a layer a pull has unpacked but not
+/// yet recorded is not taken from under it.
+#[derive(Debug)]
+pub struct HeldLeases {
+    _exclusive: FileLock,
+    digests: BTreeSet<String>,
+}
+
+impl HeldLeases {
+    pub fn digests(&self) -> Vec<String> {
+        self.digests.iter().cloned().collect()
+    }
+}
+
 /// What prune removed.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct Pruned {
@@ -56,6 +72,17 @@ impl ContentStore {
         pruned.blobs.sort();
         pruned.partials = self.remove_stale_partials()?;
         Ok(pruned)
+    }
+
+    /// Holds off new lease entries and gives what the live leases hold (see [`HeldLeases`]).
+    pub async fn hold_leases(&self) -> Result<HeldLeases, StoreError> {
+        let dir = self.root.join("leases");
+        let exclusive = Lease::exclude_new(&dir).await?;
+        let digests = Lease::live_digests(&dir, None)?;
+        Ok(HeldLeases {
+            _exclusive: exclusive,
+            digests,
+        })
     }
 
     /// Ends a failed pull's lease, deleting the blobs it stored itself that nothing else

@@ -89,10 +89,18 @@ impl Lease {
 
     /// Keeps `digest` from prune until this lease ends. Call it before storing the blob.
     pub async fn protect(&self, digest: &str) -> Result<(), StoreError> {
-        hex_of(digest)?;
+        self.protect_all(&[digest.to_owned()]).await
+    }
+
+    /// Keeps each of `digests` from prune until this lease ends, in one entry.
+    pub async fn protect_all(&self, digests: &[String]) -> Result<(), StoreError> {
+        for digest in digests {
+            hex_of(digest)?;
+        }
         let gc = self.dir.join(GC_LOCK);
         let list = self.list.clone();
-        let line = format!("{digest}\n");
+        let mut lines = digests.join("\n");
+        lines.push('\n');
         tokio::task::spawn_blocking(move || {
             let _shared = SharedLock::acquire_blocking(&gc).map_err(io_error("leasing", &gc))?;
             let mut file = std::fs::OpenOptions::new()
@@ -100,7 +108,7 @@ impl Lease {
                 .append(true)
                 .open(&list)
                 .map_err(io_error("leasing", &list))?;
-            file.write_all(line.as_bytes())
+            file.write_all(lines.as_bytes())
                 .map_err(io_error("leasing", &list))
         })
         .await

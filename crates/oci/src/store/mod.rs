@@ -23,7 +23,7 @@ mod private_dir;
 mod records;
 
 pub use file_lock::FileLock;
-pub use gc::Pruned;
+pub use gc::{HeldLeases, Pruned};
 pub use lease::Lease;
 pub use private_dir::secure_root;
 pub use records::ImageRecord;

@@ -289,6 +289,22 @@ impl Image {
         }
     }
 
+    /// This image with `diff_id` as its layer's diff ID (as for a compressed layer, whose
+    /// blob digest and diff ID differ); nothing here unpacks, so nothing checks it.
+    pub fn with_diff_id(mut self, diff_id: &str) -> Self {
+        let mut config: serde_json::Value = serde_json::from_slice(&self.config).unwrap();
+        config["rootfs"]["diff_ids"] = serde_json::json!([diff_id]);
+        self.config = serde_json::to_vec(&config).unwrap();
+        self.config_digest = sha256(&self.config);
+        let (digest, size) = (self.config_digest.clone(), self.config.len());
+        self.manifest = self.edited_manifest(|manifest| {
+            manifest["config"]["digest"] = serde_json::json!(digest);
+            manifest["config"]["size"] = serde_json::json!(size);
+        });
+        self.manifest_digest = sha256(&self.manifest);
+        self
+    }
+
     /// This image's manifest with `edit` applied.
     pub fn edited_manifest(&self, edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
         let mut manifest: serde_json::Value = serde_json::from_slice(&self.manifest).unwrap();
