@@ -32,21 +32,32 @@ fn candidate(target: &Path) -> PathBuf {
 /// Creates a new temporary file beside `target`, exclusively (never opening a name that is
 /// there, link or not), and returns it with its path.
 pub(crate) fn create_beside(target: &Path) -> std::io::Result<(std::fs::File, PathBuf)> {
-    create_named(target, candidate)
+    create_with(target, |path| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+    })
 }
 
-fn create_named(
+/// As [`create_beside`], with `create` making the file exclusively at the path it is given
+/// (for a writer that creates relative to a directory handle).
+pub(crate) fn create_with<T>(
+    target: &Path,
+    create: impl FnMut(&Path) -> std::io::Result<T>,
+) -> std::io::Result<(T, PathBuf)> {
+    create_named(target, candidate, create)
+}
+
+fn create_named<T>(
     target: &Path,
     mut name: impl FnMut(&Path) -> PathBuf,
-) -> std::io::Result<(std::fs::File, PathBuf)> {
+    mut create: impl FnMut(&Path) -> std::io::Result<T>,
+) -> std::io::Result<(T, PathBuf)> {
     let mut last = None;
     for _ in 0..ATTEMPTS {
         let path = name(target);
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
+        match create(&path) {
             Ok(file) => return Ok((file, path)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
             Err(e) => return Err(e),
@@ -80,7 +91,13 @@ mod tests {
         let leftover = dir.path().join("index.json.7.tmp");
         std::fs::write(&leftover, b"a crashed writer's").unwrap();
         let mut names = [leftover.clone(), dir.path().join("index.json.8.tmp")].into_iter();
-        let (_, path) = create_named(&target, |_| names.next().unwrap()).unwrap();
+        let create = |path: &Path| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+        };
+        let (_, path) = create_named(&target, |_| names.next().unwrap(), create).unwrap();
         assert_eq!(path, dir.path().join("index.json.8.tmp"));
         assert_eq!(std::fs::read(&leftover).unwrap(), b"a crashed writer's");
     }

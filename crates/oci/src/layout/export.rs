@@ -5,7 +5,7 @@ use std::path::Path;
 
 use sha2::Digest as _;
 
-use super::files::{file_kind, open_regular, read_regular};
+use super::target_dir::TargetDir;
 use super::{LayoutError, MAX_DOCUMENT_SIZE, REF_NAME};
 use crate::store::{ContentStore, ImageRecord};
 
@@ -14,34 +14,22 @@ use crate::store::{ContentStore, ImageRecord};
 /// keeps its other images: the index gains this one (replacing an entry of the same name),
 /// blobs already there are kept when they are the same blob and refused otherwise. Nothing
 /// is written through a link: each file is created exclusively, and each directory must be
-/// a directory of its own.
+/// a directory of its own, held open while it is written (see [`TargetDir`]).
 pub async fn export(
     store: &ContentStore,
     record: &ImageRecord,
     dir: &Path,
 ) -> Result<(), LayoutError> {
-    let blobs = dir.join("blobs/sha256");
-    for folder in [dir.to_owned(), dir.join("blobs"), blobs.clone()] {
-        real_directory(&folder)?;
-    }
-    let existing_index = match std::fs::symlink_metadata(dir.join("index.json")) {
-        Ok(_) => Some(read_regular(&dir.join("index.json"), MAX_DOCUMENT_SIZE)?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(source) => {
-            return Err(LayoutError::Read {
-                path: dir.join("index.json"),
-                source,
-            });
-        }
-    };
+    let root = TargetDir::open_root(dir)?;
+    let blobs = root.subdir("blobs")?.subdir("sha256")?;
+    let existing_index = read_existing(&root, "index.json", MAX_DOCUMENT_SIZE)?;
     let manifest_bytes = store.read_blob(&record.manifest).await?;
     for digest in std::iter::once(&record.manifest)
         .chain(std::iter::once(&record.config))
         .chain(&record.layers)
     {
         let source = store.blob_path(digest)?;
-        let target = blobs.join(digest.trim_start_matches("sha256:"));
-        copy_blob(&source, &target, digest).await?;
+        copy_blob(&source, &blobs, digest).await?;
     }
     let manifest: serde_json::Value =
         serde_json::from_slice(&manifest_bytes).map_err(|source| LayoutError::Invalid {
@@ -69,19 +57,38 @@ pub async fn export(
         descriptor,
         &record.reference,
     )?;
-    let layout_marker = dir.join("oci-layout");
-    match std::fs::symlink_metadata(&layout_marker) {
-        Ok(_) => {
-            read_regular(&layout_marker, 4096)?;
-        }
-        Err(_) => write_new(&layout_marker, br#"{"imageLayoutVersion":"1.0.0"}"#)?,
+    if read_existing(&root, "oci-layout", 4096)?.is_none() {
+        write_new(&root, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     }
     let bytes = serde_json::to_vec_pretty(&index).map_err(|source| LayoutError::Invalid {
         what: "index.json",
         path: dir.join("index.json"),
         source,
     })?;
-    replace_file(&dir.join("index.json"), &bytes)
+    replace_file(&root, "index.json", &bytes)
+}
+
+/// The bytes of the regular file `name` in `dir`, if there is one, refused past `limit`.
+fn read_existing(dir: &TargetDir, name: &str, limit: u64) -> Result<Option<Vec<u8>>, LayoutError> {
+    let Some(file) = dir.open_regular(name)? else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, limit.saturating_add(1)),
+        &mut bytes,
+    )
+    .map_err(|source| LayoutError::Read {
+        path: dir.path_of(name),
+        source,
+    })?;
+    if bytes.len() as u64 > limit {
+        return Err(LayoutError::TooLarge {
+            path: dir.path_of(name),
+            limit,
+        });
+    }
+    Ok(Some(bytes))
 }
 
 /// The layout's index with `descriptor` in it, in place of any entry of the same name.
@@ -120,49 +127,18 @@ fn merged_index(
     Ok(index)
 }
 
-/// Creates `path` as a directory, or checks that it is one (not a link to one).
-fn real_directory(path: &Path) -> Result<(), LayoutError> {
-    match std::fs::create_dir(path) {
-        Ok(()) => return Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(source) => {
-            return Err(LayoutError::Read {
-                path: path.to_owned(),
-                source,
-            });
-        }
-    }
-    let metadata = std::fs::symlink_metadata(path).map_err(|source| LayoutError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    if metadata.is_dir() {
-        Ok(())
-    } else {
-        Err(LayoutError::Obstructed {
-            path: path.to_owned(),
-            problem: format!(
-                "it is {}, not a directory; pane does not write through links",
-                file_kind(metadata.file_type())
-            ),
-        })
-    }
-}
-
-/// Copies a store blob into the layout: created exclusively (an existing name, link or
-/// not, is never opened for writing); a blob already there must be that blob.
-async fn copy_blob(source: &Path, target: &Path, digest: &str) -> Result<(), LayoutError> {
+/// Copies a store blob into the layout's `blobs/sha256`: created exclusively (an existing
+/// name, link or not, is never opened for writing); a blob already there must be that blob.
+async fn copy_blob(source: &Path, blobs: &TargetDir, digest: &str) -> Result<(), LayoutError> {
+    let name = digest.trim_start_matches("sha256:");
+    let target = blobs.path_of(name);
     let write_error = |source| LayoutError::Read {
-        path: target.to_owned(),
+        path: target.clone(),
         source,
     };
-    match tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(target)
-        .await
-    {
-        Ok(mut file) => {
+    match blobs.create_new(name.as_ref()) {
+        Ok(file) => {
+            let mut file = tokio::fs::File::from_std(file);
             let mut input = tokio::fs::File::open(source)
                 .await
                 .map_err(|source_error| LayoutError::Read {
@@ -175,7 +151,13 @@ async fn copy_blob(source: &Path, target: &Path, digest: &str) -> Result<(), Lay
             file.sync_all().await.map_err(write_error)
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let mut existing = std::io::BufReader::new(open_regular(target)?);
+            let existing = blobs
+                .open_regular(name)?
+                .ok_or_else(|| LayoutError::Obstructed {
+                    path: target.clone(),
+                    problem: "it vanished while pane was writing the layout".to_owned(),
+                })?;
+            let mut existing = std::io::BufReader::new(existing);
             let mut hasher = sha2::Sha256::new();
             loop {
                 let chunk = std::io::BufRead::fill_buf(&mut existing).map_err(write_error)?;
@@ -191,7 +173,7 @@ async fn copy_blob(source: &Path, target: &Path, digest: &str) -> Result<(), Lay
                 Ok(())
             } else {
                 Err(LayoutError::Obstructed {
-                    path: target.to_owned(),
+                    path: target.clone(),
                     problem: format!("it holds {actual}, not the blob named {digest}"),
                 })
             }
@@ -200,36 +182,36 @@ async fn copy_blob(source: &Path, target: &Path, digest: &str) -> Result<(), Lay
     }
 }
 
-fn write_new(path: &Path, bytes: &[u8]) -> Result<(), LayoutError> {
+fn write_new(dir: &TargetDir, name: &str, bytes: &[u8]) -> Result<(), LayoutError> {
     let write = || -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)?;
+        let mut file = dir.create_new(name.as_ref())?;
         std::io::Write::write_all(&mut file, bytes)?;
         file.sync_all()
     };
     write().map_err(|source| LayoutError::Read {
-        path: path.to_owned(),
+        path: dir.path_of(name),
         source,
     })
 }
 
-/// Writes a new file beside `path` exclusively and renames it over `path` (a rename replaces
+/// Writes a new file beside `name` exclusively and renames it over `name` (a rename replaces
 /// a link itself, never what it points to).
-fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), LayoutError> {
+fn replace_file(dir: &TargetDir, name: &str, bytes: &[u8]) -> Result<(), LayoutError> {
     let failed = |source| LayoutError::Read {
-        path: path.to_owned(),
+        path: dir.path_of(name),
         source,
     };
-    let (mut file, temporary) = crate::temp_name::create_beside(path).map_err(failed)?;
+    let (mut file, temporary) = crate::temp_name::create_with(Path::new(name), |candidate| {
+        dir.create_new(candidate.as_os_str())
+    })
+    .map_err(failed)?;
     let mut write = || -> std::io::Result<()> {
         std::io::Write::write_all(&mut file, bytes)?;
         file.sync_all()?;
-        std::fs::rename(&temporary, path)
+        dir.rename(temporary.as_os_str(), name)
     };
     write().map_err(|source| {
-        let _ = std::fs::remove_file(&temporary);
+        dir.remove(temporary.as_os_str());
         failed(source)
     })
 }

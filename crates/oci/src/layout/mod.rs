@@ -19,6 +19,7 @@ use crate::store::{ContentStore, ImageRecord};
 
 mod export;
 mod files;
+mod target_dir;
 
 pub use export::export;
 use files::{open_regular, read_regular};
