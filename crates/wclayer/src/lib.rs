@@ -20,6 +20,7 @@ pub mod error;
 pub mod hcs_store;
 pub mod host;
 pub mod import;
+pub mod paths;
 pub mod reader;
 pub mod store;
 pub mod sys;

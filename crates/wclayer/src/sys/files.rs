@@ -142,11 +142,14 @@ impl BackupFile {
         access: u32,
         disposition: FILE_CREATION_DISPOSITION,
     ) -> Result<Self, LayerError> {
+        // `\\?\` form, so a file at any depth opens (a Win32 path stops at MAX_PATH).
+        let long = crate::paths::extended_length(path)
+            .map_err(LayerError::io("opening a layer file", path))?;
         // SAFETY: a NUL-terminated path that outlives the call; no template, no security
         // attributes. OPEN_REPARSE_POINT so a link is opened itself, never its target.
         let handle = unsafe {
             CreateFileW(
-                &HSTRING::from(path.as_os_str()),
+                &HSTRING::from(long.as_os_str()),
                 access,
                 FILE_SHARE_READ,
                 None,
