@@ -15,6 +15,7 @@
 //!   and (on Windows) the import into HCS layers, kept by [`hcs_store`] under chain IDs.
 
 pub mod backup;
+pub mod beneath;
 pub mod entry;
 pub mod error;
 pub mod hcs_store;
