@@ -144,11 +144,16 @@ fn apply_staged(
     Ok(())
 }
 
-/// A hard link entry, with the entry named when it fails.
+/// A hard link entry; a failure names the link's entry, also when its target was refused.
 fn link_entry(root: &Root, path: &str, target_root: &Root, target: &str) -> Result<(), LayerError> {
     root.hard_link(path, target_root, target)
         .map_err(|e| match e {
-            LayerError::Entry { .. } => e,
+            LayerError::Entry {
+                path: ref named, ..
+            } if named == path => e,
+            LayerError::Entry { problem, .. } => {
+                LayerError::entry(path, format!("its target {target:?} {problem}"))
+            }
             other => {
                 LayerError::entry(path, format!("the hard link to {target:?} failed: {other}"))
             }
@@ -420,6 +425,27 @@ mod tests {
         );
         // std's remove_dir_all does not finish on such a tree under wine 8.
         sink.root.remove_all("Files").unwrap();
+    }
+
+    #[test]
+    fn a_failed_hard_link_names_the_link_entry() {
+        let temp = tempfile::tempdir().unwrap();
+        let sink = base_writer(&temp.path().join("layer"));
+        sink.root.create_directory("Files").unwrap();
+        drop(BackupFile::beneath(&sink.root, "Files/f", Create::File).unwrap());
+        // A missing target, and one whose walk is refused (a file on the way).
+        for target in ["Files/missing.dll", "Files/f/x"] {
+            match link_entry(&sink.root, "Files/l", &sink.root, target) {
+                Err(LayerError::Entry { path, problem }) => {
+                    assert_eq!(path, "Files/l");
+                    assert!(problem.contains(target), "{problem}");
+                }
+                other => panic!("{target}: expected an entry error, got {other:?}"),
+            }
+        }
+        // A one-letter name: the shortest FILE_LINK_INFORMATION there is.
+        link_entry(&sink.root, "Files/l", &sink.root, "Files/f").unwrap();
+        assert!(sink.root.attributes("Files/l").unwrap().is_some());
     }
 
     /// A base layer that makes `Files/evil` a junction out of the layer and then writes a

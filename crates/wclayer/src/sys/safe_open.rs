@@ -333,7 +333,10 @@ impl Root {
         let parent = parent.as_ref().map_or_else(|| raw(&self.handle), raw);
         let name: Vec<u16> = last.encode_utf16().collect();
         let name_offset = std::mem::offset_of!(FILE_LINK_INFORMATION, FileName);
-        let size = name_offset + name.len() * 2;
+        // Never less than the structure itself: wine refuses a shorter buffer (a one-letter
+        // name) with STATUS_INVALID_PARAMETER; the name ends at FileNameLength, so the
+        // padding is never read as part of it.
+        let size = (name_offset + name.len() * 2).max(size_of::<FILE_LINK_INFORMATION>());
         // u64 cells keep the structure's 8-byte alignment (it holds a HANDLE).
         let mut buffer = vec![0u64; size.div_ceil(8)];
         let info = buffer.as_mut_ptr().cast::<FILE_LINK_INFORMATION>();
