@@ -186,6 +186,22 @@ mod tests {
         assert_eq!(out, format!(r"\\?\{input}"));
     }
 
+    #[cfg(windows)]
+    #[test]
+    fn windows_paths_are_made_absolute_then_extended() {
+        let here = std::env::current_dir().unwrap();
+        let relative = extended_length(Path::new(r"a\.\b\..\c")).unwrap();
+        let expected = extended_length_form(&format!(r"{}\a\c", here.display())).unwrap();
+        assert_eq!(relative, PathBuf::from(expected));
+        assert!(relative.to_string_lossy().starts_with(r"\\?\"));
+        let verbatim = Path::new(r"\\?\C:\x\..\y");
+        assert_eq!(extended_length(verbatim).unwrap(), verbatim);
+        assert_eq!(
+            extended_length(Path::new("C:/x/y")).unwrap(),
+            PathBuf::from(r"\\?\C:\x\y")
+        );
+    }
+
     #[test]
     fn layer_paths_split_into_single_names() {
         assert_eq!(

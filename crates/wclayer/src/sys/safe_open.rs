@@ -147,7 +147,7 @@ fn raw(handle: &OwnedHandle) -> HANDLE {
 }
 
 /// The attributes of an open file.
-pub fn attributes_of(handle: &OwnedHandle, path: &Path) -> Result<u32, LayerError> {
+pub(crate) fn attributes_of(handle: &OwnedHandle, path: &Path) -> Result<u32, LayerError> {
     let mut basic = FILE_BASIC_INFO::default();
     // SAFETY: `basic` is a writable FILE_BASIC_INFO of the size given.
     unsafe {
@@ -377,7 +377,7 @@ impl Root {
 }
 
 /// Hands an owned handle to code that closes it with `CloseHandle` itself.
-pub fn into_raw(handle: OwnedHandle) -> HANDLE {
+pub(crate) fn into_raw(handle: OwnedHandle) -> HANDLE {
     HANDLE(handle.into_raw_handle())
 }
 
