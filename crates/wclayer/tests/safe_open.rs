@@ -143,3 +143,25 @@ fn nothing_is_written_or_deleted_through_a_planted_junction() {
     root.remove_all("Files/evil").unwrap();
     assert!(outside.path().join("victim.txt").exists());
 }
+
+#[test]
+fn a_whited_out_tree_goes_with_its_read_only_files() {
+    let temp = tempfile::tempdir().unwrap();
+    let root = Root::open(temp.path()).unwrap();
+    for directory in ["Files", "Files/d", "Files/d/e"] {
+        drop(
+            root.open_beneath(directory, FILE_LIST_DIRECTORY, Create::Directory)
+                .unwrap(),
+        );
+    }
+    for file in ["Files/d/a.txt", "Files/d/e/b.txt"] {
+        std::fs::write(on_disk(temp.path(), file), b"x").unwrap();
+    }
+    let locked = on_disk(temp.path(), "Files/d/e/b.txt");
+    let mut permissions = std::fs::metadata(&locked).unwrap().permissions();
+    permissions.set_readonly(true);
+    std::fs::set_permissions(&locked, permissions).unwrap();
+    root.remove_all("Files/d").unwrap();
+    assert_eq!(root.attributes("Files/d").unwrap(), None);
+    assert!(root.attributes("Files").unwrap().is_some());
+}

@@ -286,36 +286,39 @@ impl Root {
     /// Removes `entry` and, if it is a directory (not a link), everything in it. A missing
     /// entry is not an error; a link is removed itself, never what it points to.
     pub fn remove_all(&self, entry: &str) -> Result<(), LayerError> {
-        let result = self.parent_of(entry).and_then(|(parent, last)| {
+        let opened = self.parent_of(entry).and_then(|(parent, last)| {
             let parent = parent.as_ref().map_or_else(|| raw(&self.handle), raw);
-            self.remove_child(parent, last, entry)
+            open_for_removal(parent, last).map_err(|status| self.nt_failed(entry, status))
         });
-        match result {
+        match opened {
+            Ok(handle) => self.remove_open(&handle, entry),
             // Neither the entry nor (for a whiteout of a parent's path) its directory is there.
             Err(e) if is_not_found(&e) => Ok(()),
-            other => other,
+            Err(e) => Err(e),
         }
     }
 
-    /// Removes `name` in the open directory `parent`; `entry` is its layer path.
-    fn remove_child(&self, parent: HANDLE, name: &str, entry: &str) -> Result<(), LayerError> {
-        let handle = open_relative(
-            parent,
-            name,
-            DELETE | FILE_LIST_DIRECTORY | FILE_READ_ATTRIBUTES | FILE_WRITE_ATTRIBUTES,
-            FILE_OPEN,
-            NTCREATEFILE_CREATE_OPTIONS(0),
-        )
-        .map_err(|status| self.nt_failed(entry, status))?;
+    /// Removes the open `handle` (the layer path `entry`) and, if it is a real directory,
+    /// what it holds. Children are opened relative to it, so none can lead elsewhere; one
+    /// that vanished meanwhile is skipped (its directory then refuses to go if it did not).
+    fn remove_open(&self, handle: &OwnedHandle, entry: &str) -> Result<(), LayerError> {
         let shown = self.shown(entry);
-        let attributes = attributes_of(&handle, &shown)?;
+        let attributes = attributes_of(handle, &shown)?;
         if attributes & ATTRIBUTE_DIRECTORY != 0 && attributes & ATTRIBUTE_REPARSE_POINT == 0 {
-            // Children are opened relative to this handle, so none can lead elsewhere.
-            for child in children(&handle, &shown)? {
-                self.remove_child(raw(&handle), &child, &format!("{entry}/{child}"))?;
+            for child in children(handle, &shown)? {
+                let path = format!("{entry}/{child}");
+                match open_for_removal(raw(handle), &child) {
+                    Ok(opened) => self.remove_open(&opened, &path)?,
+                    Err(status) => {
+                        let error = self.nt_failed(&path, status);
+                        if !is_not_found(&error) {
+                            return Err(error);
+                        }
+                    }
+                }
             }
         }
-        delete_on_close(&handle, attributes, &shown)
+        delete_on_close(handle, attributes, &shown)
     }
 
     /// A hard link at the layer path `link` (replacing a file there, as a layer's link
@@ -374,6 +377,17 @@ impl Root {
             })
         }
     }
+}
+
+/// Opens `name` in `parent` as itself, to delete it (and list it, if a directory).
+fn open_for_removal(parent: HANDLE, name: &str) -> Result<OwnedHandle, NTSTATUS> {
+    open_relative(
+        parent,
+        name,
+        DELETE | FILE_LIST_DIRECTORY | FILE_READ_ATTRIBUTES | FILE_WRITE_ATTRIBUTES,
+        FILE_OPEN,
+        NTCREATEFILE_CREATE_OPTIONS(0),
+    )
 }
 
 /// Hands an owned handle to code that closes it with `CloseHandle` itself.
