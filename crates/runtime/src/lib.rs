@@ -4,6 +4,8 @@
 pub mod backend;
 pub mod error;
 pub mod gpu;
+#[cfg(any(windows, test))]
+mod handle_table;
 pub mod hcs_runtime;
 pub mod host;
 mod host_exit;

@@ -2,7 +2,6 @@
 //! vmcompute (`pane_wclayer::sys`). Thin by design: state, rollback and reconciliation live
 //! in the portable runtime. Compiled here; not yet run on a host.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,6 +15,7 @@ use pane_hcs::sys;
 use tokio::sync::mpsc;
 
 use crate::backend::{Compute, ComputeEvent, HostError, Layers, ProcessIo};
+use crate::handle_table::{self, HandleTable, Shared};
 
 /// HCS's own create/start timeouts, as hcsshim sets them.
 const SYSTEM_TIMEOUT: Duration = Duration::from_secs(240);
@@ -28,14 +28,9 @@ fn host_error(call: &'static str, e: &HcsError) -> HostError {
     )
 }
 
-type Shared<T> = Arc<tokio::sync::Mutex<T>>;
-
-#[derive(Default)]
-struct Handles {
-    systems: HashMap<String, Shared<sys::ComputeSystem>>,
-    processes: HashMap<(String, u32), Shared<sys::Process>>,
-    subscribers: HashMap<String, Vec<mpsc::UnboundedSender<ComputeEvent>>>,
-}
+/// Handles leave this table only through `handle_table`, which closes them after the lock
+/// is released (closing waits for HCS callbacks, which may want the lock).
+type Handles = HandleTable<sys::ComputeSystem, sys::Process>;
 
 /// HCS on this host.
 #[derive(Default)]
@@ -93,11 +88,7 @@ impl HcsCompute {
             .events()
             .map_err(|e| host_error("HcsSetComputeSystemCallback", &e))?;
         self.forward(id, events, None);
-        if let Ok(mut handles) = self.handles.lock() {
-            handles
-                .systems
-                .insert(id.to_owned(), Arc::new(tokio::sync::Mutex::new(system)));
-        }
+        handle_table::insert_system(&self.handles, id, system);
         Ok(())
     }
 }
@@ -153,11 +144,7 @@ impl Compute for HcsCompute {
     }
 
     async fn close(&self, id: &str) {
-        if let Ok(mut handles) = self.handles.lock() {
-            handles.systems.remove(id);
-            handles.processes.retain(|(system, _), _| system != id);
-            handles.subscribers.remove(id);
-        }
+        handle_table::remove_system(&self.handles, id);
     }
 
     async fn properties(&self, id: &str, query: &PropertyQuery) -> Result<Properties, HostError> {
@@ -211,12 +198,7 @@ impl Compute for HcsCompute {
                 .take()
                 .map(|f| Box::new(tokio::fs::File::from_std(f)) as _),
         };
-        if let Ok(mut handles) = self.handles.lock() {
-            handles.processes.insert(
-                (id.to_owned(), pid),
-                Arc::new(tokio::sync::Mutex::new(process)),
-            );
-        }
+        handle_table::insert_process(&self.handles, id, pid, process);
         Ok(io)
     }
 
@@ -233,12 +215,7 @@ impl Compute for HcsCompute {
             .events()
             .map_err(|e| host_error("HcsSetProcessCallback", &e))?;
         self.forward(id, events, Some(pid));
-        if let Ok(mut handles) = self.handles.lock() {
-            handles.processes.insert(
-                (id.to_owned(), pid),
-                Arc::new(tokio::sync::Mutex::new(process)),
-            );
-        }
+        handle_table::insert_process(&self.handles, id, pid, process);
         Ok(())
     }
 

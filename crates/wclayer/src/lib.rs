@@ -15,11 +15,13 @@
 //!   and (on Windows) the import into HCS layers, kept by [`hcs_store`] under chain IDs.
 
 pub mod backup;
+pub mod beneath;
 pub mod entry;
 pub mod error;
 pub mod hcs_store;
 pub mod host;
 pub mod import;
+pub mod paths;
 pub mod reader;
 pub mod store;
 pub mod sys;

@@ -291,10 +291,19 @@ fn what_import_cannot_take_is_refused_by_entry() {
             "a file beneath a junction",
             tar(&[
                 (dir("Files"), b""),
-                (junction, b""),
+                (junction.clone(), b""),
                 (file("Files/j/x", 1), b"x"),
             ]),
             "Files/j/x",
+        ),
+        (
+            "a whiteout beneath a junction",
+            tar(&[
+                (dir("Files"), b""),
+                (junction.clone(), b""),
+                (LayerEntry::new("Files/J/victim", EntryKind::Whiteout), b""),
+            ]),
+            "Files/J/victim",
         ),
         (
             "a file before its directory",

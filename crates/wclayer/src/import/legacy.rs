@@ -434,6 +434,9 @@ impl ImportSink for LegacyImportFolder {
 
     fn remove(&mut self, path: &str) -> Result<(), LayerError> {
         self.close_current()?;
+        // Deleting through a junction this layer made would delete outside the layer; a
+        // junction from a parent layer is refused when the whiteout is applied (`safe_open`).
+        self.check_not_under_reparse_point(path)?;
         if under(path, "Files") {
             self.staged.tombstones.push(path.to_owned());
         } else if under(path, "UtilityVM/Files") {

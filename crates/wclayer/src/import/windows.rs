@@ -5,7 +5,9 @@
 //! parents is staged as a legacy import folder, handed to `ImportLayer`, and then finished
 //! with what `ImportLayer` does not do: the utility VM (a hard-linked clone of the parent's,
 //! with this layer's changes restored over it), whiteouts, hard links, directory times.
-//! Compiled for both Windows targets; not run on a host yet.
+//! Every write, link and removal in the layer folder goes through [`Root`] (`sys::safe_open`),
+//! so none passes through a link that this layer or a parent put on disk. Compiled for both
+//! Windows targets; on a host not run yet, under wine only the base writer's directories.
 
 use std::io::{Read, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -18,7 +20,7 @@ use crate::import::{
     ATTRIBUTE_DIRECTORY, ATTRIBUTE_REPARSE_POINT, FileRecord, ImportSink, disk_path, import_stream,
 };
 use crate::reader::LayerSummary;
-use crate::sys::{self, BackupFile};
+use crate::sys::{self, BackupFile, Create, Root};
 
 /// Utility VM files the import rewrites (`ProcessUtilityImage` edits the boot store), so the
 /// clone copies them instead of hard-linking the parent's.
@@ -81,7 +83,7 @@ fn discard(layer: &Path) {
 fn import_base(input: impl Read, diff_id: &str, layer: &Path) -> Result<LayerSummary, LayerError> {
     std::fs::create_dir(layer).map_err(LayerError::io("creating the layer folder", layer))?;
     let mut writer = BaseLayerWriter {
-        root: layer.to_owned(),
+        root: Root::open(layer)?,
         current: None,
         directories: Vec::new(),
         has_utility_vm: false,
@@ -89,9 +91,11 @@ fn import_base(input: impl Read, diff_id: &str, layer: &Path) -> Result<LayerSum
     let summary = import_stream(input, &mut writer)?;
     writer.current = None;
     summary.verify(diff_id)?;
-    reapply_directory_times(layer, &writer.directories)?;
+    reapply_directory_times(&writer.root, &writer.directories)?;
+    let has_utility_vm = writer.has_utility_vm;
+    drop(writer);
     sys::process_base_image(layer)?;
-    if writer.has_utility_vm {
+    if has_utility_vm {
         sys::process_utility_vm(&layer.join("UtilityVM"))?;
     }
     Ok(summary)
@@ -110,79 +114,94 @@ fn apply_staged(
     staged.resolve_links(parents)?;
     std::fs::create_dir(layer).map_err(LayerError::io("creating the layer folder", layer))?;
     if staged.has_utility_vm {
-        write_utility_vm(layer, topmost, staged)?;
+        write_utility_vm(&Root::open(layer)?, topmost, staged)?;
     }
     sys::import_layer(layer, &staged.import_root, parents)?;
+    // Opened after ImportLayer, so the handle is on the folder as vmcompute left it.
+    let root = Root::open(layer)?;
     for tombstone in &staged.tombstones {
-        sys::remove_tree(&disk_path(layer, tombstone))?;
+        root.remove_all(tombstone)?;
     }
+    let mut parent_roots: Vec<Option<Root>> = parents.iter().map(|_| None).collect();
     for link in &staged.links {
-        let root = match link.root {
-            LinkRoot::Parent(index) => parents.get(index).map_or(layer, PathBuf::as_path),
-            LinkRoot::ThisLayer | LinkRoot::Parents => layer,
+        let target_root = match link.root {
+            LinkRoot::Parent(index) => match parent_roots.get_mut(index) {
+                Some(slot @ None) => {
+                    let opened = Root::open(&parents[index])?;
+                    &*slot.insert(opened)
+                }
+                Some(Some(opened)) => &*opened,
+                None => &root,
+            },
+            LinkRoot::ThisLayer | LinkRoot::Parents => &root,
         };
-        sys::hard_link(
-            &disk_path(root, &link.target),
-            &disk_path(layer, &link.path),
-        )?;
+        link_entry(&root, &link.path, target_root, &link.target)?;
     }
-    reapply_directory_times(layer, &staged.directories)?;
+    reapply_directory_times(&root, &staged.directories)?;
     if staged.has_utility_vm {
         sys::process_utility_vm(&layer.join("UtilityVM"))?;
     }
     Ok(())
 }
 
+/// A hard link entry; a failure names the link's entry, also when its target was refused.
+fn link_entry(root: &Root, path: &str, target_root: &Root, target: &str) -> Result<(), LayerError> {
+    root.hard_link(path, target_root, target)
+        .map_err(|e| match e {
+            LayerError::Entry {
+                path: ref named, ..
+            } if named == path => e,
+            LayerError::Entry { problem, .. } => {
+                LayerError::entry(path, format!("its target {target:?} {problem}"))
+            }
+            other => {
+                LayerError::entry(path, format!("the hard link to {target:?} failed: {other}"))
+            }
+        })
+}
+
 /// Children first, so setting a directory's times is not undone by touching its parent.
 fn reapply_directory_times(
-    layer: &Path,
+    root: &Root,
     directories: &[(String, BasicInfo)],
 ) -> Result<(), LayerError> {
     for (path, info) in directories.iter().rev() {
-        let target = disk_path(layer, path);
-        if target.is_dir() {
-            sys::set_basic_info_of_directory(&target, info)?;
-        }
+        sys::set_basic_info_of_directory(root, path, info)?;
     }
     Ok(())
 }
 
 /// The parent's utility VM, hard-linked into this layer, with this layer's changes on top.
-fn write_utility_vm(layer: &Path, parent: &Path, staged: &StagedLayer) -> Result<(), LayerError> {
-    let utility_vm = layer.join("UtilityVM");
-    std::fs::create_dir(&utility_vm).map_err(LayerError::io(
-        "creating the utility VM folder",
-        &utility_vm,
-    ))?;
+fn write_utility_vm(root: &Root, parent: &Path, staged: &StagedLayer) -> Result<(), LayerError> {
+    root.create_directory("UtilityVM")?;
+    let source = parent.join("UtilityVM");
+    let source_root = Root::open(&source)?;
     let mut directories = Vec::new();
-    clone_tree(
-        &parent.join("UtilityVM"),
-        &utility_vm,
-        "Files",
-        &mut directories,
-    )?;
+    clone_tree(&source, &source_root, root, "Files", &mut directories)?;
     let cloned: Vec<(String, BasicInfo)> = directories
         .into_iter()
         .map(|(path, info)| (format!("UtilityVM/{path}"), info))
         .collect();
-    reapply_directory_times(layer, &cloned)?;
+    reapply_directory_times(root, &cloned)?;
     for entry in &staged.utility_vm_entries {
-        let target = disk_path(layer, &entry.path);
         let directory = entry.info.attributes & ATTRIBUTE_DIRECTORY != 0;
         let mut file = if directory {
-            match std::fs::symlink_metadata(&target) {
-                Ok(meta) if meta.is_dir() && !meta.is_symlink() => {
-                    BackupFile::open_for_restore(&target)?
+            match root.attributes(&entry.path)? {
+                Some(attributes)
+                    if attributes & ATTRIBUTE_DIRECTORY != 0
+                        && attributes & ATTRIBUTE_REPARSE_POINT == 0 =>
+                {
+                    BackupFile::beneath(root, &entry.path, Create::Existing)?
                 }
-                Ok(_) => {
-                    sys::remove_tree(&target)?;
-                    BackupFile::create(&target, true)?
+                Some(_) => {
+                    root.remove_all(&entry.path)?;
+                    BackupFile::beneath(root, &entry.path, Create::Directory)?
                 }
-                Err(_) => BackupFile::create(&target, true)?,
+                None => BackupFile::beneath(root, &entry.path, Create::Directory)?,
             }
         } else {
-            sys::remove_tree(&target)?;
-            BackupFile::create(&target, false)?
+            root.remove_all(&entry.path)?;
+            BackupFile::beneath(root, &entry.path, Create::File)?
         };
         file.set_basic_info(&entry.info)?;
         let mut stream = std::fs::File::open(&entry.stream).map_err(LayerError::io(
@@ -207,23 +226,25 @@ fn write_utility_vm(layer: &Path, parent: &Path, staged: &StagedLayer) -> Result
         }
     }
     for removal in &staged.utility_vm_removals {
-        let target = disk_path(layer, removal);
-        if std::fs::symlink_metadata(&target).is_err() {
+        if root.attributes(removal)?.is_none() {
             return Err(LayerError::entry(
                 removal,
                 "is whited out but the parent's utility VM does not have it",
             ));
         }
-        sys::remove_tree(&target)?;
+        root.remove_all(removal)?;
     }
     Ok(())
 }
 
-/// Clones `source/relative` into `target/relative`: directories, reparse points and the
-/// boot files the import rewrites are copied with their metadata, the rest hard-linked.
+/// Clones `source/relative` (the parent's `UtilityVM`) into `UtilityVM/relative` beneath
+/// `target`: directories, reparse points and the boot files the import rewrites are copied
+/// with their metadata, the rest hard-linked. The parent is read by name (`std::fs` reaches
+/// any depth) and never descended through a reparse point.
 fn clone_tree(
     source: &Path,
-    target: &Path,
+    source_root: &Root,
+    target: &Root,
     relative: &str,
     directories: &mut Vec<(String, BasicInfo)>,
 ) -> Result<(), LayerError> {
@@ -239,9 +260,9 @@ fn clone_tree(
             .iter()
             .any(|m| m.eq_ignore_ascii_case(inner))
     });
-    let to = disk_path(target, relative);
+    let to = format!("UtilityVM/{relative}");
     if directory || reparse || mutated {
-        let info = sys::copy_with_metadata(&from, &to, directory)?;
+        let info = sys::copy_with_metadata(&from, target, &to, directory)?;
         if directory && !reparse {
             directories.push((relative.to_owned(), info));
             let children = std::fs::read_dir(&from)
@@ -250,20 +271,25 @@ fn clone_tree(
                 let child =
                     child.map_err(LayerError::io("reading the parent's utility VM", &from))?;
                 let name = child.file_name().to_string_lossy().into_owned();
-                clone_tree(source, target, &format!("{relative}/{name}"), directories)?;
+                clone_tree(
+                    source,
+                    source_root,
+                    target,
+                    &format!("{relative}/{name}"),
+                    directories,
+                )?;
             }
         }
         Ok(())
     } else {
-        std::fs::hard_link(&from, &to)
-            .map_err(LayerError::io("linking the parent's utility VM", &to))
+        link_entry(target, &to, source_root, relative)
     }
 }
 
 /// Writes a base layer in place: each entry created with backup semantics and its backup
 /// stream restored with `BackupWrite`.
 struct BaseLayerWriter {
-    root: PathBuf,
+    root: Root,
     current: Option<BackupFile>,
     directories: Vec<(String, BasicInfo)>,
     has_utility_vm: bool,
@@ -306,8 +332,12 @@ impl ImportSink for BaseLayerWriter {
         if record.is_directory() {
             self.directories.push((record.path.clone(), record.info));
         }
-        let mut file =
-            BackupFile::create(&disk_path(&self.root, &record.path), record.is_directory())?;
+        let create = if record.is_directory() {
+            Create::Directory
+        } else {
+            Create::File
+        };
+        let mut file = BackupFile::beneath(&self.root, &record.path, create)?;
         file.set_basic_info(&record.info)?;
         file.write(&record.metadata)?;
         self.current = Some(file);
@@ -336,9 +366,7 @@ impl ImportSink for BaseLayerWriter {
 
     fn add_link(&mut self, path: &str, target: &str) -> Result<(), LayerError> {
         self.current = None;
-        std::fs::hard_link(disk_path(&self.root, target), disk_path(&self.root, path)).map_err(
-            |e| LayerError::entry(path, format!("the hard link to {target:?} failed: {e}")),
-        )
+        link_entry(&self.root, path, &self.root, target)
     }
 
     fn remove(&mut self, path: &str) -> Result<(), LayerError> {
@@ -346,5 +374,107 @@ impl ImportSink for BaseLayerWriter {
             path,
             "a base layer cannot have whiteouts",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::{EntryKind, LayerEntry};
+    use crate::writer::LayerWriter;
+
+    fn directory(path: &str) -> LayerEntry {
+        let mut entry = LayerEntry::new(path, EntryKind::Directory);
+        entry.attributes = Some(ATTRIBUTE_DIRECTORY);
+        entry
+    }
+
+    fn base_writer(layer: &Path) -> BaseLayerWriter {
+        std::fs::create_dir(layer).unwrap();
+        BaseLayerWriter {
+            root: Root::open(layer).unwrap(),
+            current: None,
+            directories: Vec::new(),
+            has_utility_vm: false,
+        }
+    }
+
+    /// Server Core's `WinSxS` paths pass 260 characters under a layer folder. Directories
+    /// without security descriptors need no `BackupWrite`, so this runs under wine too.
+    #[test]
+    fn a_base_layer_deeper_than_400_characters_is_written_in_place() {
+        let mut writer = LayerWriter::new(Vec::new());
+        let mut path = String::from("Files");
+        writer.append(&directory(&path), None).unwrap();
+        for i in 0..45 {
+            path = format!("{path}/amd64_microsoft-{i:02}");
+            writer.append(&directory(&path), None).unwrap();
+        }
+        let tar = writer.finish().unwrap();
+        let temp = tempfile::tempdir().unwrap();
+        let layer = temp.path().join("layer");
+        let mut sink = base_writer(&layer);
+        import_stream(&tar[..], &mut sink).unwrap();
+        sink.current = None;
+        reapply_directory_times(&sink.root, &sink.directories).unwrap();
+        let deepest = disk_path(&layer, &path);
+        assert!(deepest.as_os_str().len() > 400, "{}", deepest.display());
+        assert_eq!(
+            sink.root.attributes(&path).unwrap(),
+            Some(ATTRIBUTE_DIRECTORY)
+        );
+        // std's remove_dir_all does not finish on such a tree under wine 8.
+        sink.root.remove_all("Files").unwrap();
+    }
+
+    #[test]
+    fn a_failed_hard_link_names_the_link_entry() {
+        let temp = tempfile::tempdir().unwrap();
+        let sink = base_writer(&temp.path().join("layer"));
+        sink.root.create_directory("Files").unwrap();
+        drop(BackupFile::beneath(&sink.root, "Files/f", Create::File).unwrap());
+        // A missing target, and one whose walk is refused (a file on the way).
+        for target in ["Files/missing.dll", "Files/f/x"] {
+            match link_entry(&sink.root, "Files/l", &sink.root, target) {
+                Err(LayerError::Entry { path, problem }) => {
+                    assert_eq!(path, "Files/l");
+                    assert!(problem.contains(target), "{problem}");
+                }
+                other => panic!("{target}: expected an entry error, got {other:?}"),
+            }
+        }
+        // A one-letter name: the shortest FILE_LINK_INFORMATION there is.
+        link_entry(&sink.root, "Files/l", &sink.root, "Files/f").unwrap();
+        assert!(sink.root.attributes("Files/l").unwrap().is_some());
+    }
+
+    /// A base layer that makes `Files/evil` a junction out of the layer and then writes a
+    /// file through it. Writing the junction needs `BackupWrite` and the backup privileges.
+    #[test]
+    #[ignore = "needs an elevated Windows host: wine 8 has no BackupWrite"]
+    fn a_base_layer_cannot_write_through_its_own_junction() {
+        let outside = tempfile::tempdir().unwrap();
+        let mut junction = LayerEntry::new(
+            "Files/evil",
+            EntryKind::SymbolicLink {
+                target: outside.path().to_string_lossy().into_owned(),
+                junction: true,
+            },
+        );
+        junction.attributes = Some(ATTRIBUTE_DIRECTORY | ATTRIBUTE_REPARSE_POINT);
+        let mut writer = LayerWriter::new(Vec::new());
+        writer.append(&directory("Files"), None).unwrap();
+        writer.append(&junction, None).unwrap();
+        let file = LayerEntry::new("Files/evil/pwned.dll", EntryKind::File { size: 1 });
+        writer.append(&file, Some(&mut &b"x"[..])).unwrap();
+        let tar = writer.finish().unwrap();
+        privileges().unwrap();
+        let temp = tempfile::tempdir().unwrap();
+        let mut sink = base_writer(&temp.path().join("layer"));
+        match import_stream(&tar[..], &mut sink) {
+            Err(LayerError::Entry { path, .. }) => assert_eq!(path, "Files/evil/pwned.dll"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
     }
 }

@@ -1,7 +1,8 @@
 //! File calls for importing layers: files opened with backup semantics and written with
 //! `BackupWrite` (so security descriptors, EAs and reparse points land as the image has
 //! them), basic info (times and attributes), the backup and restore privileges, and SDDL.
-//! Compiled for both Windows targets; not run on a host yet.
+//! What a layer writes is opened beneath its layer folder by `safe_open`; what is read by
+//! name is opened in `\\?\` form. Compiled for both Windows targets; not run on a host yet.
 #![allow(unsafe_code)]
 
 use std::ffi::c_void;
@@ -17,13 +18,15 @@ use windows::Win32::Security::{
     TOKEN_QUERY,
 };
 use windows::Win32::Storage::FileSystem::{
-    BackupRead, BackupWrite, CREATE_NEW, CreateFileW, FILE_BASIC_INFO, FILE_CREATION_DISPOSITION,
-    FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT, FILE_SHARE_READ, FileBasicInfo,
-    GetFileInformationByHandleEx, OPEN_EXISTING, SetFileInformationByHandle,
+    BackupRead, BackupWrite, CreateFileW, FILE_ACCESS_RIGHTS, FILE_BASIC_INFO,
+    FILE_CREATION_DISPOSITION, FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT,
+    FILE_SHARE_READ, FileBasicInfo, GetFileInformationByHandleEx, OPEN_EXISTING,
+    SetFileInformationByHandle,
 };
 use windows::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
 use windows::core::{HSTRING, w};
 
+use super::safe_open::{self, Create, Root};
 use crate::backup::BasicInfo;
 use crate::error::LayerError;
 
@@ -137,16 +140,21 @@ pub struct BackupFile {
 unsafe impl Send for BackupFile {}
 
 impl BackupFile {
+    /// Opens `path` by name, in its `\\?\` form so any depth is reached. Only for pane's own
+    /// or a parent layer's files being read; whatever a layer writes goes through
+    /// [`BackupFile::beneath`].
     fn open(
         path: &Path,
         access: u32,
         disposition: FILE_CREATION_DISPOSITION,
     ) -> Result<Self, LayerError> {
+        let long = crate::paths::extended_length(path)
+            .map_err(LayerError::io("opening a layer file", path))?;
         // SAFETY: a NUL-terminated path that outlives the call; no template, no security
         // attributes. OPEN_REPARSE_POINT so a link is opened itself, never its target.
         let handle = unsafe {
             CreateFileW(
-                &HSTRING::from(path.as_os_str()),
+                &HSTRING::from(long.as_os_str()),
                 access,
                 FILE_SHARE_READ,
                 None,
@@ -156,32 +164,28 @@ impl BackupFile {
             )
         }
         .map_err(|e| failed("CreateFileW", path, &e))?;
-        Ok(Self {
+        Ok(Self::from_handle(handle, path.to_owned()))
+    }
+
+    fn from_handle(handle: HANDLE, path: std::path::PathBuf) -> Self {
+        Self {
             handle,
             context: std::ptr::null_mut(),
             reading: false,
-            path: path.to_owned(),
-        })
-    }
-
-    /// Creates `path` (a directory when `directory`) for restoring a backup stream into it.
-    pub fn create(path: &Path, directory: bool) -> Result<Self, LayerError> {
-        let access =
-            GENERIC_READ | GENERIC_WRITE | WRITE_DAC | WRITE_OWNER | ACCESS_SYSTEM_SECURITY;
-        if directory {
-            std::fs::create_dir(path)
-                .map_err(LayerError::io("creating a layer directory", path))?;
-            Self::open(path, access, OPEN_EXISTING)
-        } else {
-            Self::open(path, access, CREATE_NEW)
+            path,
         }
     }
 
-    /// Opens an existing file or directory for restoring a backup stream over it.
-    pub fn open_for_restore(path: &Path) -> Result<Self, LayerError> {
+    /// Opens or creates (per `create`) the layer path `entry` beneath `root` for restoring a
+    /// backup stream into it; refused if any directory on the way is a link (`safe_open`).
+    pub fn beneath(root: &Root, entry: &str, create: Create) -> Result<Self, LayerError> {
         let access =
             GENERIC_READ | GENERIC_WRITE | WRITE_DAC | WRITE_OWNER | ACCESS_SYSTEM_SECURITY;
-        Self::open(path, access, OPEN_EXISTING)
+        let handle = root.open_beneath(entry, FILE_ACCESS_RIGHTS(access), create)?;
+        Ok(Self::from_handle(
+            safe_open::into_raw(handle),
+            crate::import::disk_path(root.path(), entry),
+        ))
     }
 
     /// Opens an existing file or directory for reading its backup stream.
@@ -316,16 +320,23 @@ impl Drop for BackupFile {
     }
 }
 
-/// Copies a file or directory with its security, streams and times (for the utility VM
-/// clone: directories, reparse points and files the import rewrites are copied, not linked).
+/// Copies a file or directory with its security, streams and times to the new layer path
+/// `target` beneath `root` (for the utility VM clone: directories, reparse points and files
+/// the import rewrites are copied, not linked).
 pub fn copy_with_metadata(
     source: &Path,
-    target: &Path,
+    root: &Root,
+    target: &str,
     directory: bool,
 ) -> Result<BasicInfo, LayerError> {
     let mut from = BackupFile::open_for_reading(source)?;
     let info = from.basic_info()?;
-    let mut to = BackupFile::create(target, directory)?;
+    let create = if directory {
+        Create::Directory
+    } else {
+        Create::File
+    };
+    let mut to = BackupFile::beneath(root, target, create)?;
     to.set_basic_info(&info)?;
     let mut buffer = vec![0u8; 256 << 10];
     loop {
@@ -338,33 +349,25 @@ pub fn copy_with_metadata(
     Ok(info)
 }
 
-/// Puts a directory's times and attributes back after its children were written.
-pub fn set_basic_info_of_directory(path: &Path, info: &BasicInfo) -> Result<(), LayerError> {
-    BackupFile::open(path, GENERIC_READ | GENERIC_WRITE, OPEN_EXISTING)?.set_basic_info(info)
-}
-
-/// A hard link at `link` to `target`, replacing whatever `link` was (in a WCIFS layer that
-/// is usually a placeholder for the parent's file).
-pub fn hard_link(target: &Path, link: &Path) -> Result<(), LayerError> {
-    match std::fs::remove_file(link) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(LayerError::io("replacing a file with a hard link", link)(e)),
-    }
-    std::fs::hard_link(target, link).map_err(LayerError::io("creating a hard link", link))
-}
-
-/// Removes a file or a whole directory; a missing path is not an error.
-pub fn remove_tree(path: &Path) -> Result<(), LayerError> {
-    let result = match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
-        // A directory symlink or junction is removed as a directory, without following it.
-        Ok(meta) if meta.is_symlink() => {
-            std::fs::remove_dir(path).or_else(|_| std::fs::remove_file(path))
-        }
-        Ok(_) => std::fs::remove_file(path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
+/// Puts a directory's times and attributes back after its children were written; a path
+/// that is gone or no longer a directory (a later entry replaced it) is left alone.
+pub fn set_basic_info_of_directory(
+    root: &Root,
+    entry: &str,
+    info: &BasicInfo,
+) -> Result<(), LayerError> {
+    let handle = match root.open_beneath(
+        entry,
+        FILE_ACCESS_RIGHTS(GENERIC_READ | GENERIC_WRITE),
+        Create::Existing,
+    ) {
+        Ok(handle) => handle,
+        Err(e) if safe_open::is_not_found(&e) => return Ok(()),
+        Err(e) => return Err(e),
     };
-    result.map_err(LayerError::io("removing a whited-out path", path))
+    let path = crate::import::disk_path(root.path(), entry);
+    if safe_open::attributes_of(&handle, &path)? & crate::import::ATTRIBUTE_DIRECTORY == 0 {
+        return Ok(());
+    }
+    BackupFile::from_handle(safe_open::into_raw(handle), path).set_basic_info(info)
 }

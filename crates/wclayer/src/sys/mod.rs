@@ -5,13 +5,17 @@ mod files;
 #[cfg(windows)]
 mod prepare_gate;
 #[cfg(windows)]
+pub mod safe_open;
+#[cfg(windows)]
 mod windows;
 
 #[cfg(windows)]
 pub use self::files::{
-    BackupFile, copy_with_metadata, enable_backup_privileges, hard_link, remove_tree,
-    security_descriptor_from_sddl, set_basic_info_of_directory,
+    BackupFile, copy_with_metadata, enable_backup_privileges, security_descriptor_from_sddl,
+    set_basic_info_of_directory,
 };
+#[cfg(windows)]
+pub use self::safe_open::{Create, Root};
 #[cfg(windows)]
 pub use self::windows::{
     activate, activate_and_prepare, create_scratch, deactivate, destroy, expand_scratch,
