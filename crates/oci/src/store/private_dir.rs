@@ -102,17 +102,25 @@ fn secure_existing(root: &Path) -> Result<(), StoreError> {
 /// directory others can write to). Links are checked, never followed.
 fn check_entries(root: &Path) -> Result<(), String> {
     let mut pending = vec![root.to_owned()];
+    let vanished = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
     while let Some(dir) = pending.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        // Other pane processes may be writing: what vanishes while it is walked is skipped.
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if vanished(&e) => continue,
+            Err(e) => return Err(format!("{}: {e}", dir.display())),
+        };
         for entry in entries {
             let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
             let path = entry.path();
-            let kind = entry
-                .file_type()
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let kind = match entry.file_type() {
+                Ok(kind) => kind,
+                Err(e) if vanished(&e) => continue,
+                Err(e) => return Err(format!("{}: {e}", path.display())),
+            };
             if let Some(problem) = platform::foreign_entry(&path)? {
                 return Err(format!(
-                    "{} {problem}, and the store was open to other accounts, so someone else \
+                    "{}: {problem}, and the store was open to other accounts, so someone else \
                      may have put it there: remove it (or the whole store) and run again",
                     path.display()
                 ));
@@ -180,15 +188,20 @@ mod platform {
 
     /// Why `path` is not pane's: another owner, or a directory others may write into.
     pub(super) fn foreign_entry(path: &Path) -> Result<Option<String>, String> {
-        let metadata = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
+        let metadata = match std::fs::symlink_metadata(path) {
+            Ok(metadata) => metadata,
+            // Gone since it was listed (a writer's temporary, renamed): nothing to check.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        };
         let me = nix::unistd::geteuid().as_raw();
         if metadata.uid() != me {
-            return Ok(Some(format!("belongs to user {}", metadata.uid())));
+            return Ok(Some(format!("it belongs to user {}", metadata.uid())));
         }
         let mode = metadata.mode() & 0o7777;
         if metadata.is_dir() && mode & 0o022 != 0 {
             return Ok(Some(format!(
-                "is a directory others can write to (mode {mode:o})"
+                "it is a directory others can write to (mode {mode:o})"
             )));
         }
         Ok(None)
@@ -213,7 +226,7 @@ mod platform {
     }
 
     pub(super) fn inspect(root: &Path) -> Result<Access, String> {
-        crate::sys::windows::check_owner(root).map_err(|owner| format!("it is {owner}"))?;
+        crate::sys::windows::check_owner(root)?;
         if crate::sys::windows::has_private_dacl(root)? {
             return Ok(Access::Private);
         }
@@ -236,7 +249,9 @@ mod platform {
         // An entry whose owner cannot be read is refused like a foreign one.
         match crate::sys::windows::check_owner(path) {
             Ok(()) => Ok(None),
-            Err(owner) => Ok(Some(format!("is {owner}"))),
+            // Gone since it was listed (a writer's temporary, renamed): nothing to check.
+            Err(_) if std::fs::symlink_metadata(path).is_err() => Ok(None),
+            Err(problem) => Ok(Some(problem)),
         }
     }
 

@@ -176,7 +176,7 @@ pub fn check_owner(path: &Path) -> Result<(), String> {
         Ok(())
     } else {
         Err(
-            "owned by an account other than SYSTEM, Administrators or the one running pane, \
+            "it is owned by an account other than SYSTEM, Administrators or the one running pane, \
              so someone else created it: delete it as an administrator, or choose another \
              --root"
                 .to_owned(),
