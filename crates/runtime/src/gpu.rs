@@ -68,7 +68,7 @@ pub enum GpuError {
 /// of a utility VM is not offered: it needs the host's driver files shared into the VM, the
 /// partition assigned before boot and the hosted container given `AssignedDevices`, and
 /// anything less gives a container that silently has no GPU.
-pub fn hyperv_gpu_refusal(decision: &crate::isolation::IsolationDecision) -> crate::RuntimeError {
+pub fn hyperv_gpu_refusal(decision: crate::isolation::IsolationDecision) -> crate::RuntimeError {
     crate::RuntimeError::Unsupported {
         operation: "GPUs under Hyper-V isolation",
         reason: format!(

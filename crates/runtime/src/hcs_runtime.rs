@@ -172,7 +172,7 @@ impl HcsRuntime {
             self.host_build.as_ref(),
         );
         if decision.isolation == Isolation::Hyperv && spec.resources.gpu.is_some() {
-            return Err(crate::gpu::hyperv_gpu_refusal(&decision));
+            return Err(crate::gpu::hyperv_gpu_refusal(decision));
         }
         tracing::info!(%id, %decision, "isolation decided");
         let chain = self.images.chain(&image).await?;

@@ -166,7 +166,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, RuntimeError> {
     );
     let process = init_process(input.spec, input.image)?;
     let mut notes: Vec<String> = input.image.platform_note.iter().cloned().collect();
-    let gpus = plan_gpus(input, &isolation, &mut notes)?;
+    let gpus = plan_gpus(input, isolation, &mut notes)?;
     let container = input.id.to_string();
     let layers = layer_chain(input);
     let container_dir = host_path(input.root, &["containers", &container]);
@@ -244,7 +244,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, RuntimeError> {
 
 fn plan_gpus(
     input: &PlanInput<'_>,
-    isolation: &IsolationDecision,
+    isolation: IsolationDecision,
     notes: &mut Vec<String>,
 ) -> Result<Vec<GpuAdapter>, RuntimeError> {
     let Some(gpu) = &input.spec.resources.gpu else {

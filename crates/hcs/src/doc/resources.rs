@@ -173,43 +173,43 @@ mod tests {
     use super::*;
 
     fn cpu(text: &str) -> Option<CpuCount> {
-        Some(parse_cpu(text).unwrap())
+        parse_cpu(text).ok()
     }
 
-    fn count(n: u32) -> Option<Processor> {
-        Some(Processor {
+    fn count(n: u32) -> Processor {
+        Processor {
             count: Some(n),
             ..Processor::default()
-        })
+        }
     }
 
-    fn maximum(n: u32) -> Option<Processor> {
-        Some(Processor {
+    fn maximum(n: u32) -> Processor {
+        Processor {
             maximum: Some(n),
             ..Processor::default()
-        })
+        }
     }
 
     #[test]
     fn whole_cores_are_a_count_fractions_a_maximum() {
         let p = |text: &str, host| container_processor(cpu(text), host).value;
-        assert_eq!(p("2", 8), count(2));
-        assert_eq!(p("1.5", 4), maximum(3750));
-        assert_eq!(p("250m", 8), maximum(313));
-        assert_eq!(p("1m", 1024), maximum(1));
+        assert_eq!(p("2", 8), Some(count(2)));
+        assert_eq!(p("1.5", 4), Some(maximum(3750)));
+        assert_eq!(p("250m", 8), Some(maximum(313)));
+        assert_eq!(p("1m", 1024), Some(maximum(1)));
         assert_eq!(container_processor(None, 4).value, None);
     }
 
     #[test]
     fn more_cores_than_the_host_has_are_clamped_and_said() {
         let eight = container_processor(cpu("8"), 4);
-        assert_eq!(eight.value, count(4));
+        assert_eq!(eight.value, Some(count(4)));
         let clamp = eight.clamped.unwrap();
         assert_eq!((clamp.granted, clamp.of), (4, "host"));
         assert!(clamp.to_string().contains("using 4"), "{clamp}");
         // A fraction above the host is every processor too, not a Maximum past 10000.
         let many = container_processor(cpu("7.5"), 4);
-        assert_eq!(many.value, count(4));
+        assert_eq!(many.value, Some(count(4)));
         assert!(many.clamped.is_some());
         assert_eq!(container_processor(cpu("4"), 4).clamped, None);
     }
@@ -239,9 +239,9 @@ mod tests {
 
     #[test]
     fn a_hosted_container_is_measured_against_its_vm() {
-        assert_eq!(hosted_processor(cpu("500m"), 1), maximum(5000));
-        assert_eq!(hosted_processor(cpu("1.5"), 2), maximum(7500));
-        assert_eq!(hosted_processor(cpu("4"), 4), count(4));
+        assert_eq!(hosted_processor(cpu("500m"), 1), Some(maximum(5000)));
+        assert_eq!(hosted_processor(cpu("1.5"), 2), Some(maximum(7500)));
+        assert_eq!(hosted_processor(cpu("4"), 4), Some(count(4)));
         assert_eq!(hosted_processor(None, 2), None);
     }
 
