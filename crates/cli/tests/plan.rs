@@ -131,6 +131,7 @@ fn hyperv_plan_when_builds_differ() {
             "gcs ModifySettings",
             "gcs ModifySettings",
             "gcs Create",
+            "gcs GetProperties",
             "gcs Start",
             "gcs ExecuteProcess",
             "gcs WaitForProcess"

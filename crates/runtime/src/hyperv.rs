@@ -31,6 +31,11 @@ pub(crate) fn utility_vm_id(id: &ContainerId) -> String {
     format!("{id}@vm")
 }
 
+/// The guest property query for a hosted container's `SystemGUID`.
+pub(crate) fn system_guid_query() -> serde_json::Value {
+    serde_json::json!({"PropertyTypes": ["SystemGUID"]})
+}
+
 /// A bridge failure at `step`, keeping the guest's HRESULT.
 pub(crate) fn guest_error(step: &'static str) -> impl FnOnce(BridgeError) -> RuntimeError {
     move |e| RuntimeError::Host {
@@ -157,11 +162,23 @@ impl ProcessRuntime {
             spec.resources.storage.map(pane_spec::MemorySize::bytes),
         )
         .await?;
-        let connection = self
+        let (connection, runtime_id) = self
             .boot_utility_vm(rollback, record, spec, &documents, connector.as_ref())
             .await?;
         self.build_container(rollback, record, spec, &documents, &connection)
             .await?;
+        let route = self
+            .redirect_hvsocket(
+                rollback,
+                &record.id,
+                &connection,
+                runtime_id,
+                connector.as_ref(),
+            )
+            .await?;
+        if let Ok(mut routes) = self.hv_routes.lock() {
+            routes.insert(record.id.clone(), route);
+        }
         record.phase = crate::records::Phase::Created;
         self.records.save(record)?;
         if let Ok(mut guests) = self.guests.lock() {
@@ -241,7 +258,7 @@ impl ProcessRuntime {
         spec: &ServiceSpec,
         documents: &HypervDocuments,
         connector: &dyn crate::backend::GuestConnector,
-    ) -> Result<Arc<GuestConnection>, RuntimeError> {
+    ) -> Result<(Arc<GuestConnection>, uuid::Uuid), RuntimeError> {
         let uvm_id = utility_vm_id(&record.id);
         let document = &documents.utility_vm;
         record.documents = vec![(
@@ -321,7 +338,7 @@ impl ProcessRuntime {
                 },
             )
             .await?;
-        Ok(connection)
+        Ok((connection, runtime_id))
     }
 
     /// The layers and mounts shared with the VM, the scratch attached and mounted, the
@@ -390,6 +407,39 @@ impl ProcessRuntime {
                     .create_container(&container, &hosted)
                     .await
                     .map_err(guest_error("create the container in the VM"))
+            })
+            .await
+    }
+
+    /// Routes the host's hvsock traffic for the hosted container into its VM, by the
+    /// `SystemGUID` the guest gave it (queried, as hcsshim does, never computed here).
+    async fn redirect_hvsocket(
+        &self,
+        rollback: &mut Rollback,
+        id: &ContainerId,
+        connection: &GuestConnection,
+        runtime_id: uuid::Uuid,
+        connector: &dyn crate::backend::GuestConnector,
+    ) -> Result<crate::backend::AddressRedirect, RuntimeError> {
+        const STEP: &str = "route the container's hvsock traffic into the VM";
+        rollback
+            .check(STEP, async {
+                let properties = connection
+                    .get_properties(&id.to_string(), system_guid_query())
+                    .await
+                    .map_err(guest_error(STEP))?;
+                let system_guid = properties["SystemGUID"]
+                    .as_str()
+                    .and_then(|guid| uuid::Uuid::parse_str(guid).ok())
+                    .ok_or_else(|| RuntimeError::Host {
+                        step: STEP.to_owned(),
+                        hresult: None,
+                        message: "the guest reported no SystemGUID for the container".into(),
+                    })?;
+                connector
+                    .redirect_container(system_guid, runtime_id)
+                    .await
+                    .map_err(io_error(STEP))
             })
             .await
     }
@@ -484,6 +534,9 @@ impl ProcessRuntime {
 
     /// Lets go of the guest connection of a container being removed.
     pub(crate) fn forget_guest(&self, id: &ContainerId) {
+        if let Ok(mut routes) = self.hv_routes.lock() {
+            routes.remove(id);
+        }
         if let Some(connection) = self
             .guests
             .lock()

@@ -94,7 +94,7 @@ pub struct Plan {
 /// One call pane makes, with the document it sends.
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
-    /// `hcs`, `gcs`, `layers`, `files`, `network`.
+    /// `hcs`, `gcs`, `layers`, `files`, `network`, `hvsock`.
     pub api: &'static str,
     pub call: String,
     pub target: String,
@@ -482,6 +482,22 @@ fn hyperv_steps(
     }
     let hosted = documents.hosted_container(input.spec, network.as_ref().map(|n| n.namespace));
     steps.push(Step::new("gcs", "Create", &id, "the container inside the VM").with(&hosted));
+    steps.push(
+        Step::new(
+            "gcs",
+            "GetProperties",
+            &id,
+            "the container's SystemGUID, which host hvsock traffic for it is addressed to",
+        )
+        .with(&crate::hyperv::system_guid_query()),
+    );
+    steps.push(Step::new(
+        "hvsock",
+        "IOCTL_HVSOCKET_UPDATE_ADDRESS_INFO",
+        r"\\.\HvSocketSystem\AddressInfo\{<SystemGUID>}",
+        "route host hvsock traffic for the container into the VM (gMSA and other \
+         container-host services), while pane holds the handle",
+    ));
     steps.push(Step::new("gcs", "Start", &id, "start it"));
     steps.push(
         Step::new(

@@ -201,6 +201,8 @@ pub struct ProcessRuntime {
     pub(crate) guest: Option<Arc<dyn crate::backend::GuestConnector>>,
     /// The guest connections of this process's Hyper-V containers.
     pub(crate) guests: Mutex<HashMap<ContainerId, Arc<pane_gcs::GuestConnection>>>,
+    /// The hvsock routes into the VMs of this process's Hyper-V containers.
+    pub(crate) hv_routes: Mutex<HashMap<ContainerId, crate::backend::AddressRedirect>>,
     /// What mount sources and layer folders are on the host.
     pub(crate) files: Arc<dyn HostFiles>,
     /// The zone utility VMs keep their clock in unless a spec asks for UTC.
@@ -233,6 +235,7 @@ impl ProcessRuntime {
             guest: None,
             guests: Mutex::default(),
             network: None,
+            hv_routes: Mutex::default(),
             files: Arc::new(LocalFiles),
             time_zone: crate::host::time_zone(),
         }

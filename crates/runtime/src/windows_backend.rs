@@ -423,6 +423,19 @@ impl crate::backend::GuestConnector for HvSocketGuests {
     fn relay(&self, vm: uuid::Uuid) -> pane_gcs::Transport {
         pane_gcs::Transport::HvSock { vm_id: vm }
     }
+
+    async fn redirect_container(
+        &self,
+        container: uuid::Uuid,
+        vm: uuid::Uuid,
+    ) -> std::io::Result<crate::backend::AddressRedirect> {
+        let route = tokio::task::spawn_blocking(move || {
+            pane_gcs::transport::address_info::redirect_container(container, vm)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(crate::backend::AddressRedirect::new(route))
+    }
 }
 
 /// The silo's counters in HCS's `Statistics` shape.
