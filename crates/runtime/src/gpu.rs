@@ -23,7 +23,7 @@ pub struct GpuAdapter {
     pub device_id: u32,
     /// The adapter's locally unique id, as Windows splits it.
     pub luid: Luid,
-    /// The device-interface path (`\\?\PCI#VEN_…`), needed only for Hyper-V GPU partitioning.
+    /// The device-interface path (`\\?\PCI#VEN_…`), when the host reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_path: Option<String>,
 }

@@ -68,7 +68,9 @@ struct Added {
 
 impl VmShares {
     /// Layers first, then the mounts in spec order, as shares `s0`, `s1`, … One folder
-    /// shared twice the same way is one share, as in hcsshim.
+    /// shared twice the same way is one share, as in hcsshim. hcsshim counts its names from
+    /// `s1` in hex across a VM's life; the name is opaque to HCS and the guest and only has
+    /// to be unique in the VM, which holds one container here, so pane numbers from `s0`.
     pub fn new(layers: &[LayerRef], mounts: &[VmMount]) -> Self {
         let mut shares = Self::default();
         let mut added: BTreeMap<(String, bool), Added> = BTreeMap::new();
