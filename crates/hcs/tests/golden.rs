@@ -82,7 +82,7 @@ fn mounts() -> Vec<VmMount> {
         },
         VmMount {
             mount: mount(r"\\.\pipe\docker_engine", r"\\.\pipe\docker_engine", false),
-            kind: SourceKind::File,
+            kind: SourceKind::Pipe,
         },
     ]
 }

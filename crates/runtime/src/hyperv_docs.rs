@@ -120,14 +120,10 @@ fn vm_mounts(spec: &ServiceSpec, files: &dyn HostFiles) -> Result<Vec<VmMount>, 
         .iter()
         .enumerate()
         .map(|(index, mount)| {
-            let kind = if doc::is_pipe(&mount.source) {
-                doc::SourceKind::File
-            } else {
-                files
-                    .mount_source(&mount.source)
-                    .map_err(|reason| mount_error(index, reason))?
-                    .kind
-            };
+            let kind = doc::SourceKind::of(&mount.source, || {
+                files.mount_source(&mount.source).map(|source| source.kind)
+            })
+            .map_err(|reason| mount_error(index, reason))?;
             Ok(VmMount {
                 mount: mount.clone(),
                 kind,

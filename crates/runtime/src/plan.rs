@@ -550,7 +550,12 @@ fn prepare_disks(
             "let the VM open the container scratch",
         ),
     ] {
-        steps.push(Step::new("hcs", "HcsGrantVmAccess", disk, why).with(&json!({"VmId": uvm_id})));
+        steps.push(Step::new(
+            "hcs",
+            "HcsGrantVmAccess",
+            disk,
+            &format!("{why} ({uvm_id})"),
+        ));
     }
 }
 

@@ -22,8 +22,8 @@ pub struct ProcessContainerInput<'a> {
     /// Logical processors on the host, in all processor groups.
     pub host_processors: u32,
     pub network_namespace: Option<Uuid>,
-    /// The spec's mounts, directory sources already resolved through links: HCS does not
-    /// resolve a link in the path of a mapped file (hcsshim resolves them for it too).
+    /// The spec's mounts, their file and folder sources already resolved through links:
+    /// HCS mis-resolves a mapped file whose path holds a link, so hcsshim resolves them.
     pub mounts: &'a [Mount],
     /// Assign the host's display adapters (DirectX) to the container.
     pub gpu: bool,

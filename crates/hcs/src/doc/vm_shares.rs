@@ -26,6 +26,22 @@ pub fn vsmb_guest_path(share_name: &str) -> String {
 pub enum SourceKind {
     Directory,
     File,
+    /// A host named pipe (`\\.\pipe\NAME`), known by its path alone.
+    Pipe,
+}
+
+impl SourceKind {
+    /// A pipe by its path; otherwise what the host said (`on_host`).
+    pub fn of(
+        source: &str,
+        on_host: impl FnOnce() -> Result<Self, String>,
+    ) -> Result<Self, String> {
+        if is_pipe(source) {
+            Ok(Self::Pipe)
+        } else {
+            on_host()
+        }
+    }
 }
 
 /// A spec mount with what its source turned out to be.
@@ -100,7 +116,7 @@ impl VmShares {
             );
         }
         for VmMount { mount, kind } in mounts {
-            if is_pipe(&mount.source) {
+            if *kind == SourceKind::Pipe {
                 shares.add_pipe(mount);
                 continue;
             }
@@ -111,7 +127,7 @@ impl VmShares {
                 VirtualSmbShareOptions::default()
             };
             let (folder, file) = match kind {
-                SourceKind::Directory => (mount.source.clone(), None),
+                SourceKind::Directory | SourceKind::Pipe => (mount.source.clone(), None),
                 SourceKind::File => {
                     let (folder, file) = split_file(&mount.source);
                     options.restrict_file_access = Some(true);
