@@ -97,6 +97,12 @@ fn process_plan_on_a_matching_host() {
         true
     );
     assert!(document.get("ShouldTerminateOnLastHandleClosed").is_none());
+    let notes = plan["notes"].to_string();
+    assert!(
+        notes
+            .contains(r"not on this machine, so planned as the folders they name: C:\\jobs\\input"),
+        "a plan needs no host, and says what it assumed: {notes}"
+    );
     let process = &step(plan, "HcsCreateProcess", "-1")["document"];
     assert_eq!(process["User"], "ContainerUser");
     assert_eq!(process["WorkingDirectory"], r"C:\work");

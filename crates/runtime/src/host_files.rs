@@ -21,8 +21,8 @@ pub trait HostFiles: Send + Sync + std::fmt::Debug {
     fn has_utility_vm(&self, layer: &str) -> bool;
 }
 
-/// This machine's file system. Off Windows the spec's Windows paths are not there: a source
-/// is then taken as the folder it names, as given.
+/// This machine's file system. A source that is not there is an error, as on Windows
+/// (where HCS would fail the create on it later and less clearly).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LocalFiles;
 
@@ -42,11 +42,7 @@ impl HostFiles for LocalFiles {
                     },
                 })
             }
-            Err(e) if cfg!(windows) => Err(format!("{path}: {e}")),
-            Err(_) => Ok(MountSource {
-                resolved: path.to_owned(),
-                kind: SourceKind::Directory,
-            }),
+            Err(e) => Err(format!("{path}: {e}")),
         }
     }
 
@@ -98,9 +94,7 @@ mod tests {
         assert_eq!(folder.kind, SourceKind::Directory);
         let source = files.mount_source(&file.display().to_string()).unwrap();
         assert_eq!(source.kind, SourceKind::File);
-        if cfg!(not(windows)) {
-            let absent = files.mount_source(r"C:\jobs\input").unwrap();
-            assert_eq!(absent.resolved, r"C:\jobs\input");
-        }
+        let absent = files.mount_source(&dir.path().join("absent").display().to_string());
+        assert!(absent.is_err(), "{absent:?}");
     }
 }

@@ -9,7 +9,7 @@
 
 use pane_gcs::messages::{NULL_CONTAINER_ID, TimeZoneInformation};
 use pane_gcs::settings::GuestRequest;
-use pane_hcs::doc::{LayerRef, SharePurpose};
+use pane_hcs::doc::{LayerRef, SharePurpose, SourceKind};
 use pane_hcs::schema::ProcessParameters;
 use pane_oci::ImageFacts;
 use pane_spec::{IsolationMode, MemorySize, OsVersion, ServiceSpec};
@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::backend::PublishedPort;
 use crate::error::RuntimeError;
 use crate::gpu::{GpuAdapter, select_gpus};
-use crate::host_files::HostFiles;
+use crate::host_files::{HostFiles, MountSource};
 use crate::hyperv_docs::{self, HypervDocuments, HypervInput};
 use crate::id::ContainerId;
 use crate::isolation::{Isolation, IsolationDecision, decide_isolation};
@@ -145,7 +145,42 @@ fn layer_chain(input: &PlanInput<'_>) -> Vec<LayerRef> {
         .collect()
 }
 
+/// The host's answers where it has them. A plan needs no host: a mount source this
+/// machine does not have (the plan is for another host) is planned as the folder its path
+/// names, and the plan says so.
+#[derive(Debug)]
+struct Described<'a> {
+    host: &'a dyn HostFiles,
+    assumed: std::sync::Mutex<Vec<String>>,
+}
+
+impl HostFiles for Described<'_> {
+    fn mount_source(&self, path: &str) -> Result<MountSource, String> {
+        Ok(self.host.mount_source(path).unwrap_or_else(|_| {
+            if let Ok(mut assumed) = self.assumed.lock() {
+                assumed.push(path.to_owned());
+            }
+            MountSource {
+                resolved: path.to_owned(),
+                kind: SourceKind::Directory,
+            }
+        }))
+    }
+
+    fn has_utility_vm(&self, layer: &str) -> bool {
+        self.host.has_utility_vm(layer)
+    }
+}
+
 pub fn plan(input: &PlanInput<'_>) -> Result<Plan, RuntimeError> {
+    let files = Described {
+        host: input.files,
+        assumed: std::sync::Mutex::default(),
+    };
+    let input = &PlanInput {
+        files: &files,
+        ..*input
+    };
     let image_build = input
         .image
         .os_version
@@ -215,6 +250,17 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, RuntimeError> {
                 &mut notes,
             )?;
         }
+    }
+    let assumed = files
+        .assumed
+        .lock()
+        .map(|assumed| assumed.clone())
+        .unwrap_or_default();
+    if !assumed.is_empty() {
+        notes.push(format!(
+            "not on this machine, so planned as the folders they name: {}",
+            assumed.join(", ")
+        ));
     }
     if input.host.chain.is_none() {
         notes.push(
