@@ -145,6 +145,34 @@ fn layer_chain(input: &PlanInput<'_>) -> Vec<LayerRef> {
         .collect()
 }
 
+/// The layers' imports, base first (each skipped when already imported).
+fn import_steps(layers: &[LayerRef]) -> Vec<Step> {
+    layers
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(index, layer)| {
+            if index == 0 {
+                Step::new(
+                    "layers",
+                    "BackupWrite + ProcessBaseImage",
+                    &layer.path,
+                    "write the base layer's files in place, then build its VHDs, hives and \
+                     utility VM template (skipped when already imported)",
+                )
+            } else {
+                Step::new(
+                    "layers",
+                    "ImportLayer",
+                    &layer.path,
+                    "import the layer, staged during the pull, over the layers beneath it \
+                     (skipped when already imported)",
+                )
+            }
+        })
+        .collect()
+}
+
 /// The host's answers where it has them. A plan needs no host: a mount source this
 /// machine does not have (the plan is for another host) is planned as the folder its path
 /// names, and the plan says so.
@@ -205,30 +233,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, RuntimeError> {
     let container = input.id.to_string();
     let layers = layer_chain(input);
     let container_dir = host_path(input.root, &["containers", &container]);
-    let mut steps: Vec<Step> = layers
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(index, layer)| {
-            if index == 0 {
-                Step::new(
-                    "layers",
-                    "BackupWrite + ProcessBaseImage",
-                    &layer.path,
-                    "write the base layer's files in place, then build its VHDs, hives and \
-                     utility VM template (skipped when already imported)",
-                )
-            } else {
-                Step::new(
-                    "layers",
-                    "ImportLayer",
-                    &layer.path,
-                    "import the layer, staged during the pull, over the layers beneath it \
-                     (skipped when already imported)",
-                )
-            }
-        })
-        .collect();
+    let mut steps = import_steps(&layers);
     match isolation.isolation {
         Isolation::Process => {
             process_steps(
