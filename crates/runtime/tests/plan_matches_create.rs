@@ -245,6 +245,19 @@ async fn plans_show_exactly_what_create_sends() {
                 .into_iter()
                 .map(|d| (d.call.to_owned(), d.id, d.document.to_string()))
                 .collect();
+            if spec
+                .resources
+                .cpu
+                .is_some_and(|cpu| cpu.whole_cores_ceil() > HOST_PROCESSORS)
+            {
+                assert!(
+                    plan.notes
+                        .iter()
+                        .any(|n| n.contains("more than the 4 host processor")),
+                    "{case}: the plan says the CPU was lowered: {:?}",
+                    plan.notes
+                );
+            }
             let planned = planned_hcs_documents(&plan);
             assert_eq!(planned.len(), sent.len(), "{case}: {planned:#?}\n{sent:#?}");
             for (planned, sent) in planned.iter().zip(&sent) {
