@@ -85,6 +85,11 @@ pub fn gpu_adapters() -> Option<Result<Vec<crate::gpu::GpuAdapter>, String>> {
 
 /// Logical processors on this host across all processor groups (hcsshim's
 /// `processorinfo.ProcessorCount`); elsewhere what the standard library sees.
+///
+/// hcsshim clamps a utility VM against HCS's processor topology instead, which also
+/// counts the processors a "minroot" host keeps from its own partition; pane has no binding
+/// for that query yet and clamps both containers and VMs against this count, so on such a
+/// host a VM may get fewer processors than hcsshim would give it.
 pub fn processor_count() -> u32 {
     #[cfg(windows)]
     if let Some(count) = windows::processor_count() {
