@@ -25,7 +25,17 @@ fn pane(args: &[&str]) -> Output {
 
 fn plan_json(spec: &str, extra: &[&str]) -> Value {
     let layout = repo("examples/images/nanoserver-demo");
-    let mut args = vec!["--json", "plan", spec, "--image-layout", &layout];
+    // A fixed host, so that CPU limits do not depend on the machine the tests run on (on
+    // Windows the plan would otherwise count this host's processors).
+    let mut args = vec![
+        "--json",
+        "plan",
+        spec,
+        "--image-layout",
+        &layout,
+        "--host-processors",
+        "4",
+    ];
     args.extend_from_slice(extra);
     let output = pane(&args);
     assert_eq!(
