@@ -320,14 +320,10 @@ pub struct PlanArgs {
     #[arg(long, value_name = "FILE")]
     pub gpu_adapters: Option<PathBuf>,
 
-    /// Allow GPUs under Hyper-V isolation through GPU partitioning, which Microsoft does not
-    /// support for containers.
-    #[arg(long)]
-    pub experimental_gpu_pv: bool,
-
-    /// Logical processors of the host, for fractional CPU limits.
-    #[arg(long, default_value_t = 4, value_name = "N")]
-    pub host_processors: u32,
+    /// Logical processors of the host in all processor groups, for CPU limits and clamping
+    /// (default: this host's on Windows, else 4).
+    #[arg(long, value_name = "N")]
+    pub host_processors: Option<u32>,
 
     /// Leave the documents out of the text output.
     #[arg(long)]

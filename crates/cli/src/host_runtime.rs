@@ -30,8 +30,7 @@ impl Host {
         };
         let (compute, layers) = backends(unusable.as_deref());
         let container_host = unusable.is_none();
-        let processors = std::thread::available_parallelism()
-            .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
+        let processors = host::processor_count();
         let runtime = HcsRuntime::new(
             compute,
             layers,

@@ -237,32 +237,49 @@ pub struct TimeZoneInformation {
 }
 
 impl TimeZoneInformation {
-    /// UTC, used when the host's zone cannot be read.
+    /// UTC as hcsshim sends it: the names, and empty transition dates.
     pub fn utc() -> Self {
         Self {
             standard_name: "Coordinated Universal Time".to_owned(),
+            standard_date: Some(SystemTime::default()),
             daylight_name: "Coordinated Universal Time".to_owned(),
+            daylight_date: Some(SystemTime::default()),
             ..Self::default()
         }
     }
 }
 
+/// hcsschema `SystemTime`: a transition date of a time zone, zero fields left out as
+/// hcsshim writes them (UTC's dates are `{}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SystemTime {
+    #[serde(default, skip_serializing_if = "is_zero_u16")]
     pub year: u16,
+    #[serde(default, skip_serializing_if = "is_zero_u16")]
     pub month: u16,
+    #[serde(default, skip_serializing_if = "is_zero_u16")]
     pub day_of_week: u16,
+    #[serde(default, skip_serializing_if = "is_zero_u16")]
     pub day: u16,
+    #[serde(default, skip_serializing_if = "is_zero_u16")]
     pub hour: u16,
+    #[serde(default, skip_serializing_if = "is_zero_u16")]
     pub minute: u16,
+    #[serde(default, skip_serializing_if = "is_zero_u16")]
     pub second: u16,
+    #[serde(default, skip_serializing_if = "is_zero_u16")]
     pub milliseconds: u16,
 }
 
 // serde's `skip_serializing_if` passes a reference.
 #[allow(clippy::trivially_copy_pass_by_ref)]
 fn is_zero(value: &i32) -> bool {
+    *value == 0
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero_u16(value: &u16) -> bool {
     *value == 0
 }
 
@@ -547,7 +564,9 @@ mod tests {
                 "SystemType": "Container",
                 "TimeZoneInformation": {
                     "StandardName": "Coordinated Universal Time",
-                    "DaylightName": "Coordinated Universal Time"
+                    "StandardDate": {},
+                    "DaylightName": "Coordinated Universal Time",
+                    "DaylightDate": {}
                 }
             })
         );

@@ -5,8 +5,8 @@ use uuid::Uuid;
 
 /// The WCOW guest agent's hvsock id for its parent (the host), sent as `ParentAddress`.
 pub const WINDOWS_GCS_HV_HOST_ID: Uuid = Uuid::from_u128(0x894c_c2d6_9d79_424f_93fe_4296_9ae6_d8d1);
-/// Where the guest sees VSMB share `name`: `\\?\VMSMB\VSMB-{dcc079ae-…}\<name>`.
-pub const VSMB_GUEST_ROOT: &str = r"\\?\VMSMB\VSMB-{dcc079ae-60ba-4d07-847c-3493609c0870}";
+/// Where the guest sees VSMB shares: defined with the shares themselves, in `pane-hcs`.
+pub use pane_hcs::doc::{VSMB_GUEST_ROOT, vsmb_guest_path};
 
 /// `{ResourceType, RequestType, Settings}`: the `GuestRequest` half of a modify.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -176,11 +176,6 @@ impl GuestRequest {
             },
         )
     }
-}
-
-/// The guest path of VSMB share `name`.
-pub fn vsmb_guest_path(share_name: &str) -> String {
-    format!(r"{VSMB_GUEST_ROOT}\{share_name}")
 }
 
 #[cfg(test)]

@@ -6,10 +6,10 @@
 use std::path::PathBuf;
 
 use pane_hcs::doc::{
-    HostedContainerInput, LayerRef, ProcessContainerInput, UtilityVmInput, gpu_partition_request,
-    hosted_container, process_container, utility_vm,
+    HostedContainerInput, LayerRef, ProcessContainerInput, SourceKind, UtilityVmInput, VmMount,
+    VmShares, hosted_container, process_container, utility_vm, vsmb_guest_path,
 };
-use pane_hcs::schema::{ComputeSystem, HostedSystem, MappedDirectory};
+use pane_hcs::schema::{ComputeSystem, HostedSystem, ModifySettingRequest};
 use pane_spec::{Mount, Resources};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -53,41 +53,91 @@ fn resources(cpu: &str, memory: &str) -> Resources {
     }
 }
 
+fn mount(source: &str, target: &str, read_only: bool) -> Mount {
+    Mount {
+        source: source.into(),
+        target: target.into(),
+        read_only,
+    }
+}
+
+/// A read-only and a writable folder, a single file and a host pipe: every kind of mount.
+fn mounts() -> Vec<VmMount> {
+    vec![
+        VmMount {
+            mount: mount(r"D:\sites\shop", r"C:\inetpub\wwwroot\content", true),
+            kind: SourceKind::Directory,
+        },
+        VmMount {
+            mount: mount(r"D:\uploads", r"C:\inetpub\uploads", false),
+            kind: SourceKind::Directory,
+        },
+        VmMount {
+            mount: mount(
+                r"D:\config\web.config",
+                r"C:\inetpub\wwwroot\web.config",
+                true,
+            ),
+            kind: SourceKind::File,
+        },
+        VmMount {
+            mount: mount(r"\\.\pipe\docker_engine", r"\\.\pipe\docker_engine", false),
+            kind: SourceKind::Pipe,
+        },
+    ]
+}
+
+const NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_0c1e_7d2b_4c3a_9e8f_1a2b_3c4d_5e6f);
+const SCRATCH_VOLUME: &str = r"\\?\Volume{0b6d3a52-1f3e-4c39-9f6c-2a51d3b8e0aa}\";
+
+fn process_input<'a>(
+    resources: &'a Resources,
+    mounts: &'a [Mount],
+    layers: &'a [LayerRef],
+) -> ProcessContainerInput<'a> {
+    ProcessContainerInput {
+        owner: "pane",
+        hostname: Some("storefront-web"),
+        layers,
+        scratch_volume: SCRATCH_VOLUME,
+        resources,
+        host_processors: 8,
+        network_namespace: Some(NAMESPACE),
+        mounts,
+        gpu: false,
+    }
+}
+
 #[test]
 fn process_isolated_container() {
-    let mounts = vec![
-        Mount {
-            source: r"D:\sites\shop".into(),
-            target: r"C:\inetpub\wwwroot\content".into(),
-            read_only: true,
-        },
-        Mount {
-            source: r"\\.\pipe\docker_engine".into(),
-            target: r"\\.\pipe\docker_engine".into(),
-            read_only: false,
-        },
-    ];
-    let document = process_container(&ProcessContainerInput {
-        owner: "pane",
-        hostname: "storefront_web.1",
-        layers: &layers(),
-        scratch_volume: r"\\?\Volume{0b6d3a52-1f3e-4c39-9f6c-2a51d3b8e0aa}\",
-        resources: &resources("2", "2Gi"),
-        host_processors: 8,
-        network_namespace: Some(Uuid::from_u128(0x6a1f_0c1e_7d2b_4c3a_9e8f_1a2b_3c4d_5e6f)),
-        mounts: &mounts,
-        gpu: false,
-    });
+    let mounts: Vec<Mount> = mounts().into_iter().map(|m| m.mount).collect();
+    let resources = resources("2", "2Gi");
+    let layers = layers();
+    let document = process_container(&process_input(&resources, &mounts, &layers));
     check::<ComputeSystem>("process_container", &document);
 }
 
 #[test]
+fn process_isolated_container_with_more_cpus_than_the_host() {
+    let resources = resources("8", "2Gi");
+    let layers = layers();
+    let document = process_container(&ProcessContainerInput {
+        host_processors: 4,
+        hostname: None,
+        network_namespace: None,
+        ..process_input(&resources, &[], &layers)
+    });
+    check::<ComputeSystem>("process_container_cpu_clamped", &document);
+}
+
+#[test]
 fn process_isolated_container_with_gpu_and_fractional_cpu() {
+    let layers = layers();
     let document = process_container(&ProcessContainerInput {
         owner: "pane-dev",
-        hostname: "render-1",
-        layers: &layers()[1..],
-        scratch_volume: r"\\?\Volume{0b6d3a52-1f3e-4c39-9f6c-2a51d3b8e0aa}\",
+        hostname: Some("render-1"),
+        layers: &layers[1..],
+        scratch_volume: SCRATCH_VOLUME,
         resources: &resources("1.5", "512Mi"),
         host_processors: 4,
         network_namespace: None,
@@ -97,63 +147,89 @@ fn process_isolated_container_with_gpu_and_fractional_cpu() {
     check::<ComputeSystem>("process_container_gpu", &document);
 }
 
-#[test]
-fn utility_vm_for_hyperv_isolation() {
-    let document = utility_vm(&UtilityVmInput {
+fn vm_input(resources: &Resources, host_processors: u32) -> UtilityVmInput<'_> {
+    UtilityVmInput {
         owner: "pane",
         os_files: r"C:\ProgramData\pane\layers\sha256-a0\UtilityVM\Files",
         scratch_vhdx: r"C:\ProgramData\pane\containers\web-1\vm\sandbox.vhdx",
-        resources: &Resources::default(),
-        com1_pipe: Some(r"\\.\pipe\pane-uvm-web-1-com1"),
-    });
-    check::<ComputeSystem>("utility_vm", &document);
-    let sized = utility_vm(&UtilityVmInput {
-        owner: "pane",
-        os_files: r"C:\l\UtilityVM\Files",
-        scratch_vhdx: r"C:\c\vm\sandbox.vhdx",
-        resources: &resources("4", "16Gi"),
-        com1_pipe: None,
-    });
+        resources,
+        host_processors,
+    }
+}
+
+#[test]
+fn utility_vm_for_hyperv_isolation() {
+    let defaults = Resources::default();
+    check::<ComputeSystem>("utility_vm", &utility_vm(&vm_input(&defaults, 8)));
+    let sized = utility_vm(&vm_input(&resources("4", "16Gi"), 8));
     let topology = sized.virtual_machine.unwrap().compute_topology.unwrap();
     assert_eq!(topology.memory.unwrap().size_in_mb, Some(16384));
     assert_eq!(topology.processor.unwrap().count, Some(4));
 }
 
 #[test]
-fn hosted_container_in_the_guest() {
-    let guest_layers: Vec<LayerRef> = layers()
-        .into_iter()
-        .enumerate()
-        .map(|(i, l)| LayerRef {
-            id: l.id,
-            path: pane_gcs_vsmb_path(&format!("s{i}")),
-        })
-        .collect();
-    let mounts = vec![MappedDirectory {
-        host_path: pane_gcs_vsmb_path("s2"),
-        host_path_type: None,
-        container_path: r"C:\out".into(),
-        read_only: None,
-    }];
-    let document = hosted_container(&HostedContainerInput {
-        hostname: "render-farm-render-1",
-        layers: &guest_layers,
+fn utility_vm_with_more_cpus_than_the_host() {
+    let eight = resources("8", "2Gi");
+    check::<ComputeSystem>("utility_vm_cpu_clamped", &utility_vm(&vm_input(&eight, 4)));
+}
+
+#[test]
+fn utility_vm_with_half_a_cpu() {
+    let half = resources("500m", "1Gi");
+    check::<ComputeSystem>(
+        "utility_vm_fractional_cpu",
+        &utility_vm(&vm_input(&half, 4)),
+    );
+}
+
+#[test]
+fn vm_shares_for_layers_and_every_kind_of_mount() {
+    let shares = VmShares::new(&layers(), &mounts());
+    let requests: Vec<ModifySettingRequest> =
+        shares.requests.into_iter().map(|r| r.request).collect();
+    check::<Vec<ModifySettingRequest>>("vm_shares", &requests);
+}
+
+fn hosted_input<'a>(
+    shares: &'a VmShares,
+    resources: &'a Resources,
+    vm_processors: u32,
+) -> HostedContainerInput<'a> {
+    HostedContainerInput {
+        hostname: Some("render-farm-render-1"),
+        layers: &shares.guest_layers,
         scratch_path: r"c:\mounts\scsi\m0",
-        resources: &resources("4", "16Gi"),
-        network_namespace: Some(Uuid::from_u128(0x6a1f_0c1e_7d2b_4c3a_9e8f_1a2b_3c4d_5e6f)),
-        mounts: &mounts,
-    });
+        resources,
+        vm_processors,
+        network_namespace: Some(NAMESPACE),
+        mounts: &shares.guest_mounts,
+        pipes: &shares.guest_pipes,
+    }
+}
+
+#[test]
+fn hosted_container_in_the_guest() {
+    let shares = VmShares::new(&layers(), &mounts());
+    assert_eq!(shares.guest_layers[0].path, pane_gcs_vsmb_path("s0"));
+    assert_eq!(shares.guest_layers[0].path, vsmb_guest_path("s0"));
+    let resources = resources("4", "16Gi");
+    let document = hosted_container(&hosted_input(&shares, &resources, 4));
     check::<HostedSystem>("hosted_container", &document);
 }
 
 #[test]
-fn experimental_gpu_partitioning_request() {
-    let paths = vec![r"\\?\PCI#VEN_10DE&DEV_2230#4&1a2b3c4d&0&0008#{064092b3-625e-43bf-9eb5-dc845897dd59}\GPUPARAV".to_owned()];
-    check("gpu_partition_request", &gpu_partition_request(&paths));
+fn hosted_container_with_half_a_cpu() {
+    let shares = VmShares::new(&layers(), &[]);
+    let resources = resources("500m", "1Gi");
+    let document = hosted_container(&HostedContainerInput {
+        hostname: None,
+        network_namespace: None,
+        ..hosted_input(&shares, &resources, 1)
+    });
+    check::<HostedSystem>("hosted_container_fractional_cpu", &document);
 }
 
-/// The guest path of a VSMB share, as the bridge crate spells it (kept literal here so the
-/// golden files pin the exact string).
+/// The guest path of a VSMB share, spelled out so the golden files pin the exact string.
 fn pane_gcs_vsmb_path(share: &str) -> String {
     format!(r"\\?\VMSMB\VSMB-{{dcc079ae-60ba-4d07-847c-3493609c0870}}\{share}")
 }

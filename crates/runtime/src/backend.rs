@@ -131,6 +131,30 @@ pub trait GuestConnector: Send + Sync {
     async fn listen(&self, vm: uuid::Uuid) -> std::io::Result<pane_gcs::transport::Listener>;
     /// Where that VM's stdio relays are listened for.
     fn relay(&self, vm: uuid::Uuid) -> pane_gcs::Transport;
+    /// Routes the host's hvsock traffic for the hosted container whose `SystemGUID` is
+    /// `container` into the VM whose `RuntimeId` is `vm`, as hcsshim does after creating
+    /// a hosted container: container↔host hvsock services (gMSA's) depend on it. The
+    /// route lasts as long as the returned guard.
+    async fn redirect_container(
+        &self,
+        container: uuid::Uuid,
+        vm: uuid::Uuid,
+    ) -> std::io::Result<AddressRedirect>;
+}
+
+/// Keeps a hosted container's hvsock route while it lives.
+pub struct AddressRedirect(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl AddressRedirect {
+    pub fn new(route: impl Send + Sync + 'static) -> Self {
+        Self(Box::new(route))
+    }
+}
+
+impl std::fmt::Debug for AddressRedirect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AddressRedirect").finish_non_exhaustive()
+    }
 }
 
 /// Scratch-layer operations (vmcompute on Windows). Parents are never activated: only the

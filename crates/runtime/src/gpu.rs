@@ -23,7 +23,7 @@ pub struct GpuAdapter {
     pub device_id: u32,
     /// The adapter's locally unique id, as Windows splits it.
     pub luid: Luid,
-    /// The device-interface path (`\\?\PCI#VEN_…`), needed only for Hyper-V GPU partitioning.
+    /// The device-interface path (`\\?\PCI#VEN_…`), when the host reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_path: Option<String>,
 }
@@ -61,6 +61,21 @@ pub enum GpuError {
         found: usize,
         wanted: String,
     },
+}
+
+/// Why a Hyper-V container cannot have a GPU, for the create and the plan alike. Microsoft
+/// supports GPUs (DirectX) for process-isolated containers only. GPU partitioning (GPU-PV)
+/// of a utility VM is not offered: it needs the host's driver files shared into the VM, the
+/// partition assigned before boot and the hosted container given `AssignedDevices`, and
+/// anything less gives a container that silently has no GPU.
+pub fn hyperv_gpu_refusal(decision: crate::isolation::IsolationDecision) -> crate::RuntimeError {
+    crate::RuntimeError::Unsupported {
+        operation: "GPUs under Hyper-V isolation",
+        reason: format!(
+            "{decision} was chosen, and Windows gives GPUs to process-isolated containers \
+             only; run on a host whose build matches the image, or set `isolation: process`"
+        ),
+    }
 }
 
 /// The adapters a container gets: real GPUs of the wanted vendor whose description contains

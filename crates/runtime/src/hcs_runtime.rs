@@ -172,14 +172,7 @@ impl HcsRuntime {
             self.host_build.as_ref(),
         );
         if decision.isolation == Isolation::Hyperv && spec.resources.gpu.is_some() {
-            return Err(RuntimeError::Unsupported {
-                operation: "GPUs under Hyper-V isolation",
-                reason: format!(
-                    "{decision} was chosen, and Windows gives GPUs to process-isolated \
-                     containers only; run on a host whose build matches the image, or set \
-                     `isolation: process`"
-                ),
-            });
+            return Err(crate::gpu::hyperv_gpu_refusal(decision));
         }
         tracing::info!(%id, %decision, "isolation decided");
         let chain = self.images.chain(&image).await?;

@@ -10,13 +10,13 @@ use std::time::Duration;
 use pane_gcs::messages::{NULL_CONTAINER_ID, WindowsSignal};
 use pane_gcs::settings::GuestRequest;
 use pane_gcs::{BridgeError, ConnectOptions, GuestConnection, Timeouts};
-use pane_hcs::doc::{self, HostedContainerInput, LayerRef, UtilityVmInput};
+use pane_hcs::doc::{LayerRef, SharePurpose};
 use pane_hcs::schema::{ProcessParameters, PropertyQuery};
 use pane_spec::ServiceSpec;
 
 use crate::backend::{ProcessInput, ProcessOutput};
 use crate::error::RuntimeError;
-use crate::hyperv_docs::{self, CONTAINER_SCRATCH_LUN, VmShares};
+use crate::hyperv_docs::{self, HypervDocuments, HypervInput};
 use crate::id::ContainerId;
 use crate::process_runtime::{ProcessRuntime, WorkloadExit};
 use crate::records::ContainerRecord;
@@ -29,6 +29,11 @@ const GUEST_CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
 /// The utility VM's compute-system id, as hcsshim names it.
 pub(crate) fn utility_vm_id(id: &ContainerId) -> String {
     format!("{id}@vm")
+}
+
+/// The guest property query for a hosted container's `SystemGUID`.
+pub(crate) fn system_guid_query() -> serde_json::Value {
+    serde_json::json!({"PropertyTypes": ["SystemGUID"]})
 }
 
 /// A bridge failure at `step`, keeping the guest's HRESULT.
@@ -99,14 +104,6 @@ fn guest_pipes(process: pane_gcs::GuestProcess) -> ProcessPipes {
     }
 }
 
-/// A Hyper-V container's two disks.
-struct VmDisks {
-    /// The container's writable layer, hot-added on SCSI.
-    container_vhdx: PathBuf,
-    /// The VM's own scratch, a copy of the base layer's template.
-    vm_vhdx: PathBuf,
-}
-
 impl ProcessRuntime {
     /// The guest connection of a Hyper-V container started by this process.
     pub(crate) fn guest_connection(
@@ -144,35 +141,44 @@ impl ProcessRuntime {
                 operation: "Hyper-V isolation",
                 reason: "this runtime was built without a guest connector".to_owned(),
             })?;
-        let base = utility_vm_layer(chain).ok_or_else(|| {
-            RuntimeError::invalid(
-                "image",
-                "has no layers",
-                "use a Windows base image (nanoserver, servercore)",
-            )
+        let container_dir = self.folder(&record.id).display().to_string();
+        let documents = HypervDocuments::new(&HypervInput {
+            owner: &self.layout.owner,
+            spec,
+            chain,
+            container_dir: &container_dir,
+            host_processors: self.layout.host_processors,
+            files: self.files.as_ref(),
         })?;
-        let disks = self
-            .prepare_disks(
+        if let Some(clamp) = documents.cpu_clamped {
+            tracing::warn!(id = %record.id, "{clamp}");
+        }
+        self.prepare_disks(
+            rollback,
+            &record.id,
+            chain,
+            &documents,
+            scratch,
+            spec.resources.storage.map(pane_spec::MemorySize::bytes),
+        )
+        .await?;
+        let (connection, runtime_id) = self
+            .boot_utility_vm(rollback, record, spec, &documents, connector.as_ref())
+            .await?;
+        self.build_container(rollback, record, spec, &documents, &connection)
+            .await?;
+        let route = self
+            .redirect_hvsocket(
                 rollback,
                 &record.id,
-                chain,
-                Path::new(&base.path),
-                scratch,
-                spec.resources.storage.map(pane_spec::MemorySize::bytes),
-            )
-            .await?;
-        let connection = self
-            .boot_utility_vm(
-                rollback,
-                record,
-                spec,
-                Path::new(&base.path),
-                &disks,
+                &connection,
+                runtime_id,
                 connector.as_ref(),
             )
             .await?;
-        self.build_container(rollback, record, spec, chain, &disks, &connection)
-            .await?;
+        if let Ok(mut routes) = self.hv_routes.lock() {
+            routes.insert(record.id.clone(), route);
+        }
         record.phase = crate::records::Phase::Created;
         self.records.save(record)?;
         if let Ok(mut guests) = self.guests.lock() {
@@ -188,18 +194,21 @@ impl ProcessRuntime {
         rollback: &mut Rollback,
         id: &ContainerId,
         chain: &[LayerRef],
-        base: &Path,
+        documents: &HypervDocuments,
         scratch: &Path,
         storage: Option<u64>,
-    ) -> Result<VmDisks, RuntimeError> {
+    ) -> Result<(), RuntimeError> {
         let uvm_id = utility_vm_id(id);
         self.create_scratch(rollback, scratch, chain, storage)
             .await?;
-        let container_vhdx = scratch.join("sandbox.vhdx");
-
-        let vm_dir = self.folder(id).join("vm");
-        let vm_vhdx = vm_dir.join("sandbox.vhdx");
-        let template = base.join("UtilityVM").join("SystemTemplate.vhdx");
+        let container_vhdx = PathBuf::from(&documents.container_vhdx);
+        let vm_vhdx = PathBuf::from(&documents.vm_scratch);
+        let vm_dir = vm_vhdx
+            .parent()
+            .map_or_else(|| self.folder(id).join("vm"), Path::to_path_buf);
+        let template = Path::new(&documents.uvm_layer.path)
+            .join("UtilityVM")
+            .join("SystemTemplate.vhdx");
         let undo_dir = vm_dir.clone();
         rollback
             .step(
@@ -237,10 +246,7 @@ impl ProcessRuntime {
                 })
                 .await?;
         }
-        Ok(VmDisks {
-            container_vhdx,
-            vm_vhdx,
-        })
+        Ok(())
     }
 
     /// The utility VM from create to a negotiated, cold-started guest connection that
@@ -250,24 +256,16 @@ impl ProcessRuntime {
         rollback: &mut Rollback,
         record: &mut ContainerRecord,
         spec: &ServiceSpec,
-        base: &Path,
-        disks: &VmDisks,
+        documents: &HypervDocuments,
         connector: &dyn crate::backend::GuestConnector,
-    ) -> Result<Arc<GuestConnection>, RuntimeError> {
+    ) -> Result<(Arc<GuestConnection>, uuid::Uuid), RuntimeError> {
         let uvm_id = utility_vm_id(&record.id);
-        let os_files = base.join("UtilityVM").join("Files");
-        let document = doc::utility_vm(&UtilityVmInput {
-            owner: &self.layout.owner,
-            os_files: &os_files.display().to_string(),
-            scratch_vhdx: &disks.vm_vhdx.display().to_string(),
-            resources: &spec.resources,
-            com1_pipe: None,
-        });
+        let document = &documents.utility_vm;
         record.documents = vec![(
             "utility_vm".to_owned(),
-            serde_json::to_value(&document).unwrap_or_default(),
+            serde_json::to_value(document).unwrap_or_default(),
         )];
-        self.create_system(rollback, "create utility VM", &uvm_id, &document)
+        self.create_system(rollback, "create utility VM", &uvm_id, document)
             .await?;
         // The hvsock address is the VM's RuntimeId, never assumed equal to the system id.
         let runtime_id = rollback
@@ -310,7 +308,8 @@ impl ProcessRuntime {
                     stream,
                     ConnectOptions {
                         cold_start: true,
-                        time_zone: None,
+                        time_zone: hyperv_docs::cold_start(spec, &self.time_zone)
+                            .time_zone_information,
                         timeouts: Timeouts::default(),
                         relay: connector.relay(runtime_id),
                     },
@@ -339,7 +338,7 @@ impl ProcessRuntime {
                 },
             )
             .await?;
-        Ok(connection)
+        Ok((connection, runtime_id))
     }
 
     /// The layers and mounts shared with the VM, the scratch attached and mounted, the
@@ -349,18 +348,16 @@ impl ProcessRuntime {
         rollback: &mut Rollback,
         record: &mut ContainerRecord,
         spec: &ServiceSpec,
-        chain: &[LayerRef],
-        disks: &VmDisks,
+        documents: &HypervDocuments,
         connection: &GuestConnection,
     ) -> Result<(), RuntimeError> {
         let container = record.id.to_string();
         let uvm_id = utility_vm_id(&record.id);
-        let shares = VmShares::new(chain, &spec.mounts);
-        for share in &shares.requests {
-            let step = if share.layer {
-                "share a layer with the VM"
-            } else {
-                "share a mount source with the VM"
+        for share in &documents.shares.requests {
+            let step = match share.purpose {
+                SharePurpose::Layer => "share a layer with the VM",
+                SharePurpose::Mount => "share a mount source with the VM",
+                SharePurpose::Pipe => "map a host pipe into the VM",
             };
             rollback
                 .check(step, async {
@@ -368,23 +365,18 @@ impl ProcessRuntime {
                 })
                 .await?;
         }
-        let guest_scratch = hyperv_docs::guest_scratch();
         rollback
             .check("attach the container scratch to the VM", async {
-                let attach = hyperv_docs::scsi_attach(
-                    &disks.container_vhdx.display().to_string(),
-                    CONTAINER_SCRATCH_LUN,
-                );
-                Ok(self.compute.modify(&uvm_id, &attach).await?)
+                Ok(self
+                    .compute
+                    .modify(&uvm_id, &documents.attach_scratch)
+                    .await?)
             })
             .await?;
         rollback
             .check("mount the container scratch in the guest", async {
                 connection
-                    .modify(
-                        NULL_CONTAINER_ID,
-                        GuestRequest::mount_scsi_disk(&guest_scratch, CONTAINER_SCRATCH_LUN),
-                    )
+                    .modify(NULL_CONTAINER_ID, documents.mount_scratch.clone())
                     .await
                     .map_err(guest_error("mount the container scratch in the guest"))
             })
@@ -392,10 +384,7 @@ impl ProcessRuntime {
         rollback
             .check("combine the layers in the guest", async {
                 connection
-                    .modify(
-                        NULL_CONTAINER_ID,
-                        hyperv_docs::combine_layers(&guest_scratch, &shares.guest_layers),
-                    )
+                    .modify(NULL_CONTAINER_ID, documents.combine_layers.clone())
                     .await
                     .map_err(guest_error("combine the layers in the guest"))
             })
@@ -407,15 +396,7 @@ impl ProcessRuntime {
             self.attach_networks_in_guest(rollback, record, attached, connection, &uvm_id)
                 .await?;
         }
-        let hostname = spec.hostname.clone().unwrap_or_else(|| container.clone());
-        let hosted = doc::hosted_container(&HostedContainerInput {
-            hostname: &hostname,
-            layers: &shares.guest_layers,
-            scratch_path: &guest_scratch,
-            resources: &spec.resources,
-            network_namespace: attached.as_ref().map(|a| a.namespace),
-            mounts: &shares.guest_mounts,
-        });
+        let hosted = documents.hosted_container(spec, attached.as_ref().map(|a| a.namespace));
         record.documents.push((
             "container".to_owned(),
             serde_json::to_value(&hosted).unwrap_or_default(),
@@ -426,6 +407,39 @@ impl ProcessRuntime {
                     .create_container(&container, &hosted)
                     .await
                     .map_err(guest_error("create the container in the VM"))
+            })
+            .await
+    }
+
+    /// Routes the host's hvsock traffic for the hosted container into its VM, by the
+    /// `SystemGUID` the guest gave it (queried, as hcsshim does, never computed here).
+    async fn redirect_hvsocket(
+        &self,
+        rollback: &mut Rollback,
+        id: &ContainerId,
+        connection: &GuestConnection,
+        runtime_id: uuid::Uuid,
+        connector: &dyn crate::backend::GuestConnector,
+    ) -> Result<crate::backend::AddressRedirect, RuntimeError> {
+        const STEP: &str = "route the container's hvsock traffic into the VM";
+        rollback
+            .check(STEP, async {
+                let properties = connection
+                    .get_properties(&id.to_string(), system_guid_query())
+                    .await
+                    .map_err(guest_error(STEP))?;
+                let system_guid = properties["SystemGUID"]
+                    .as_str()
+                    .and_then(|guid| uuid::Uuid::parse_str(guid).ok())
+                    .ok_or_else(|| RuntimeError::Host {
+                        step: STEP.to_owned(),
+                        hresult: None,
+                        message: "the guest reported no SystemGUID for the container".into(),
+                    })?;
+                connector
+                    .redirect_container(system_guid, runtime_id)
+                    .await
+                    .map_err(io_error(STEP))
             })
             .await
     }
@@ -523,6 +537,9 @@ impl ProcessRuntime {
 
     /// Lets go of the guest connection of a container being removed.
     pub(crate) fn forget_guest(&self, id: &ContainerId) {
+        if let Ok(mut routes) = self.hv_routes.lock() {
+            routes.remove(id);
+        }
         if let Some(connection) = self
             .guests
             .lock()
@@ -548,51 +565,5 @@ impl ProcessRuntime {
         let pipes = guest_pipes(process);
         let exit = guest_workload_exit(connection, container, pipes.pid);
         Ok((pipes, exit))
-    }
-}
-
-/// The layer the utility VM boots from: the topmost that carries a `UtilityVM` folder (a
-/// servicing layer can ship a newer utility VM, which its import prepares over a clone of
-/// the parent's), else the base layer.
-fn utility_vm_layer(chain: &[LayerRef]) -> Option<&LayerRef> {
-    chain
-        .iter()
-        .find(|layer| Path::new(&layer.path).join("UtilityVM").is_dir())
-        .or_else(|| chain.last())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_topmost_layer_with_a_utility_vm_boots_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let layer = |name: &str, uvm: bool| {
-            let path = dir.path().join(name);
-            std::fs::create_dir_all(if uvm {
-                path.join("UtilityVM")
-            } else {
-                path.clone()
-            })
-            .unwrap();
-            LayerRef {
-                id: name.to_owned(),
-                path: path.display().to_string(),
-            }
-        };
-        let base = layer("base", true);
-        let app = layer("app", false);
-        let servicing = layer("servicing", true);
-        let chain = [app.clone(), servicing.clone(), base.clone()];
-        assert_eq!(utility_vm_layer(&chain).unwrap().id, "servicing");
-        assert_eq!(utility_vm_layer(&[app.clone(), base]).unwrap().id, "base");
-        // No folder says so (a chain not on this disk): the base layer, as before.
-        let missing = LayerRef {
-            id: "far".into(),
-            path: dir.path().join("nowhere").display().to_string(),
-        };
-        assert_eq!(utility_vm_layer(&[app, missing]).unwrap().id, "far");
-        assert!(utility_vm_layer(&[]).is_none());
     }
 }

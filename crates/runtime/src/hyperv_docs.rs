@@ -1,90 +1,154 @@
-//! The Hyper-V documents `pane plan` shows and the runtime sends: VSMB shares for the layers
-//! and mount sources, the container scratch on SCSI, and the guest's combined layers. One
-//! source for both, so a plan is exactly what a create does.
+//! The Hyper-V documents `pane plan` shows and the runtime sends, built here and only here:
+//! the utility VM, the VSMB shares and mapped pipes for the layers and mounts, the
+//! container scratch on SCSI, the guest's combined layers, its cold start and the hosted
+//! container. A plan is then exactly what a create sends, given the same host facts.
 
-use pane_gcs::settings::{CombinedLayers, GuestLayer, GuestRequest, vsmb_guest_path};
-use pane_hcs::doc::{self, LayerRef, SCSI_CONTROLLERS};
-use pane_hcs::schema::{Attachment, MappedDirectory, ModifySettingRequest, VirtualSmbShare};
-use pane_spec::Mount;
+use pane_gcs::messages::{TimeZoneInformation, UvmConfig};
+use pane_gcs::settings::{CombinedLayers, GuestLayer, GuestRequest};
+use pane_hcs::doc::{
+    self, CpuClamp, HostedContainerInput, LayerRef, SCSI_CONTROLLERS, UtilityVmInput, VmMount,
+    VmShares,
+};
+use pane_hcs::schema::{Attachment, ComputeSystem, HostedSystem, ModifySettingRequest};
+use pane_spec::{ServiceSpec, TimeZoneMode};
 use uuid::Uuid;
+
+use crate::error::RuntimeError;
+use crate::host_files::HostFiles;
+use crate::process_docs::host_path;
 
 /// The container scratch disk's LUN on the first SCSI controller (LUN 0 is the VM's own).
 pub const CONTAINER_SCRATCH_LUN: i32 = 1;
 
-/// One VSMB share add.
-#[derive(Debug, Clone)]
-pub struct ShareRequest {
-    pub request: ModifySettingRequest,
-    /// A read-only image layer (else a mount source).
-    pub layer: bool,
+/// What a Hyper-V container's documents are built from.
+#[derive(Debug)]
+pub struct HypervInput<'a> {
+    pub owner: &'a str,
+    pub spec: &'a ServiceSpec,
+    /// The image's layers, topmost first.
+    pub chain: &'a [LayerRef],
+    /// The container's folder on the host: the VM's and the container's scratch go there.
+    pub container_dir: &'a str,
+    /// Logical processors on the host, in all processor groups.
+    pub host_processors: u32,
+    pub files: &'a dyn HostFiles,
 }
 
-/// Every share a container's VM needs, and the layers and mounts as the guest sees them.
+/// Every document of a Hyper-V create that does not depend on the running VM.
 #[derive(Debug, Clone)]
-pub struct VmShares {
-    pub requests: Vec<ShareRequest>,
-    pub guest_layers: Vec<LayerRef>,
-    pub guest_mounts: Vec<MappedDirectory>,
+pub struct HypervDocuments {
+    /// The layer whose `UtilityVM` folder is booted and whose template is the VM's scratch.
+    pub uvm_layer: LayerRef,
+    /// The VM's own scratch disk, a copy of `uvm_layer`'s `UtilityVM\SystemTemplate.vhdx`.
+    pub vm_scratch: String,
+    pub utility_vm: ComputeSystem,
+    /// The spec's CPU did not fit the host; the VM got what there is.
+    pub cpu_clamped: Option<CpuClamp>,
+    /// The VM's processors, which the hosted container's limits are measured against.
+    pub vm_processors: u32,
+    /// The layers and mounts shared with the VM, and how the guest sees them.
+    pub shares: VmShares,
+    /// The container's scratch folder and its disk, hot-added on SCSI.
+    pub container_scratch: String,
+    pub container_vhdx: String,
+    pub attach_scratch: ModifySettingRequest,
+    /// Where the guest mounts the container scratch.
+    pub guest_scratch: String,
+    pub mount_scratch: GuestRequest,
+    pub combine_layers: GuestRequest,
 }
 
-impl VmShares {
-    /// Layers first, then mount sources, as shares `s0`, `s1`, …
-    pub fn new(layers: &[LayerRef], mounts: &[Mount]) -> Self {
-        let mut shares = Self {
-            requests: Vec::new(),
-            guest_layers: Vec::new(),
-            guest_mounts: Vec::new(),
-        };
-        for (index, layer) in layers.iter().enumerate() {
-            let share = format!("s{index}");
-            shares.requests.push(ShareRequest {
-                request: vsmb_add(&share, &layer.path, true),
-                layer: true,
-            });
-            shares.guest_layers.push(LayerRef {
-                id: layer.id.clone(),
-                path: vsmb_guest_path(&share),
-            });
-        }
-        for (offset, mount) in mounts.iter().enumerate() {
-            let share = format!("s{}", layers.len() + offset);
-            shares.requests.push(ShareRequest {
-                request: vsmb_add(&share, &mount.source, mount.read_only),
-                layer: false,
-            });
-            shares.guest_mounts.push(MappedDirectory {
-                host_path: vsmb_guest_path(&share),
-                host_path_type: None,
-                container_path: mount.target.clone(),
-                read_only: mount.read_only.then_some(true),
-            });
-        }
-        shares
+impl HypervDocuments {
+    pub fn new(input: &HypervInput<'_>) -> Result<Self, RuntimeError> {
+        let uvm_layer = utility_vm_layer(input.chain, input.files)
+            .ok_or_else(|| {
+                RuntimeError::invalid(
+                    "image",
+                    "has no layers",
+                    "use a Windows base image (nanoserver, servercore)",
+                )
+            })?
+            .clone();
+        let vm_scratch = host_path(input.container_dir, &["vm", "sandbox.vhdx"]);
+        let fitted = doc::uvm_processor(input.spec.resources.cpu, input.host_processors);
+        let utility_vm = doc::utility_vm(&UtilityVmInput {
+            owner: input.owner,
+            os_files: &host_path(&uvm_layer.path, &["UtilityVM", "Files"]),
+            scratch_vhdx: &vm_scratch,
+            resources: &input.spec.resources,
+            host_processors: input.host_processors,
+        });
+        let mounts = vm_mounts(input.spec, input.files)?;
+        let shares = VmShares::new(input.chain, &mounts);
+        let container_scratch = host_path(input.container_dir, &["scratch"]);
+        let container_vhdx = host_path(&container_scratch, &["sandbox.vhdx"]);
+        let guest_scratch = doc::guest_scratch_path(0);
+        Ok(Self {
+            vm_processors: fitted.value.count.unwrap_or(1),
+            cpu_clamped: fitted.clamped,
+            attach_scratch: scsi_attach(&container_vhdx, CONTAINER_SCRATCH_LUN),
+            mount_scratch: GuestRequest::mount_scsi_disk(&guest_scratch, CONTAINER_SCRATCH_LUN),
+            combine_layers: combine_layers(&guest_scratch, &shares.guest_layers),
+            uvm_layer,
+            vm_scratch,
+            utility_vm,
+            shares,
+            container_scratch,
+            container_vhdx,
+            guest_scratch,
+        })
+    }
+
+    /// The container inside the VM, in the network namespace given.
+    pub fn hosted_container(&self, spec: &ServiceSpec, namespace: Option<Uuid>) -> HostedSystem {
+        doc::hosted_container(&HostedContainerInput {
+            hostname: spec.hostname.as_deref(),
+            layers: &self.shares.guest_layers,
+            scratch_path: &self.guest_scratch,
+            resources: &spec.resources,
+            vm_processors: self.vm_processors,
+            network_namespace: namespace,
+            mounts: &self.shares.guest_mounts,
+            pipes: &self.shares.guest_pipes,
+        })
     }
 }
 
-/// A VSMB share add: layers get hcsshim's read-only options plus backup privilege (to read
-/// every file whatever its ACL); writable mount sources get none of the read-only flags.
-pub fn vsmb_add(share: &str, path: &str, layer_or_read_only: bool) -> ModifySettingRequest {
-    let options = if layer_or_read_only {
-        pane_hcs::schema::VirtualSmbShareOptions {
-            take_backup_privilege: Some(true),
-            ..doc::read_only_share_options()
-        }
-    } else {
-        pane_hcs::schema::VirtualSmbShareOptions::default()
-    };
-    let share = VirtualSmbShare {
-        name: share.to_owned(),
-        path: path.to_owned(),
-        allowed_files: None,
-        options: Some(options),
-    };
-    ModifySettingRequest {
-        resource_path: Some("VirtualMachine/Devices/VirtualSmb/Shares".to_owned()),
-        request_type: Some("Add".to_owned()),
-        settings: serde_json::to_value(share).ok(),
-        guest_request: None,
+/// The spec's mounts with what the host says their sources are.
+fn vm_mounts(spec: &ServiceSpec, files: &dyn HostFiles) -> Result<Vec<VmMount>, RuntimeError> {
+    spec.mounts
+        .iter()
+        .enumerate()
+        .map(|(index, mount)| {
+            let kind = doc::SourceKind::of(&mount.source, || {
+                files.mount_source(&mount.source).map(|source| source.kind)
+            })
+            .map_err(|reason| mount_error(index, reason))?;
+            Ok(VmMount {
+                mount: mount.clone(),
+                kind,
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn mount_error(index: usize, reason: String) -> RuntimeError {
+    RuntimeError::invalid(
+        format!("mounts[{index}].source"),
+        reason,
+        "mount a file or folder that exists on the host",
+    )
+}
+
+/// The utility VM's cold start: the time zone the guest keeps its clock in, the host's
+/// unless the spec asks for UTC (hcsshim's default and its opt-out).
+pub fn cold_start(spec: &ServiceSpec, host_time_zone: &TimeZoneInformation) -> UvmConfig {
+    UvmConfig {
+        system_type: "Container".to_owned(),
+        time_zone_information: Some(match spec.time_zone {
+            TimeZoneMode::Host => host_time_zone.clone(),
+            TimeZoneMode::Utc => TimeZoneInformation::utc(),
+        }),
     }
 }
 
@@ -106,6 +170,19 @@ pub fn scsi_attach(vhdx: &str, lun: i32) -> ModifySettingRequest {
     }
 }
 
+/// A network adapter for endpoint `endpoint`, hot-added to the VM as `nic`.
+pub fn add_network_adapter(nic: Uuid, endpoint: Uuid, mac: Option<&str>) -> ModifySettingRequest {
+    ModifySettingRequest {
+        resource_path: Some(format!("VirtualMachine/Devices/NetworkAdapters/{nic}")),
+        request_type: Some("Add".to_owned()),
+        settings: Some(serde_json::json!({
+            "EndpointId": endpoint.to_string(),
+            "MacAddress": mac,
+        })),
+        guest_request: None,
+    }
+}
+
 /// The container root in the guest: the layers over the mounted scratch. No `FilterType`:
 /// Windows Server 2022 guests reject it.
 pub fn combine_layers(guest_scratch: &str, guest_layers: &[LayerRef]) -> GuestRequest {
@@ -123,7 +200,53 @@ pub fn combine_layers(guest_scratch: &str, guest_layers: &[LayerRef]) -> GuestRe
     })
 }
 
-/// Where the guest mounts the container scratch.
-pub fn guest_scratch() -> String {
-    doc::guest_scratch_path(0)
+/// The layer the utility VM boots from: the topmost that carries a `UtilityVM` folder (a
+/// servicing layer can ship a newer utility VM, which its import prepares over a clone of
+/// the parent's), else the base layer.
+pub fn utility_vm_layer<'a>(chain: &'a [LayerRef], files: &dyn HostFiles) -> Option<&'a LayerRef> {
+    chain
+        .iter()
+        .find(|layer| files.has_utility_vm(&layer.path))
+        .or_else(|| chain.last())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host_files::LocalFiles;
+
+    #[test]
+    fn the_topmost_layer_with_a_utility_vm_boots_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = |name: &str, uvm: bool| {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(if uvm {
+                path.join("UtilityVM")
+            } else {
+                path.clone()
+            })
+            .unwrap();
+            LayerRef {
+                id: name.to_owned(),
+                path: path.display().to_string(),
+            }
+        };
+        let base = layer("base", true);
+        let app = layer("app", false);
+        let servicing = layer("servicing", true);
+        let chain = [app.clone(), servicing.clone(), base.clone()];
+        let files = LocalFiles;
+        assert_eq!(utility_vm_layer(&chain, &files).unwrap().id, "servicing");
+        assert_eq!(
+            utility_vm_layer(&[app.clone(), base], &files).unwrap().id,
+            "base"
+        );
+        // No folder says so (a chain not on this disk): the base layer, as before.
+        let missing = LayerRef {
+            id: "far".into(),
+            path: dir.path().join("nowhere").display().to_string(),
+        };
+        assert_eq!(utility_vm_layer(&[app, missing], &files).unwrap().id, "far");
+        assert!(utility_vm_layer(&[], &files).is_none());
+    }
 }

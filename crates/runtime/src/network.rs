@@ -8,8 +8,6 @@ use std::sync::Arc;
 use pane_gcs::GuestConnection;
 use pane_gcs::messages::NULL_CONTAINER_ID;
 use pane_gcs::settings::GuestRequest;
-use pane_hcs::schema::ModifySettingRequest;
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::backend::{Endpoint, Network, PublishedPort};
@@ -42,6 +40,36 @@ pub(crate) fn nic_id(id: &ContainerId, network: &str) -> Uuid {
     )
 }
 
+/// The HCN namespace pane asks for: one container's own compartment.
+pub fn namespace_request(namespace: Uuid) -> pane_net::HostComputeNamespace {
+    pane_net::HostComputeNamespace::for_container(namespace)
+}
+
+/// The HCN endpoint pane asks for on the network whose HCN id is `network`, publishing
+/// `ports` through NAT port mappings.
+pub fn endpoint_request(
+    endpoint: Uuid,
+    network: &str,
+    ports: &[PublishedPort],
+) -> pane_net::HostComputeEndpoint {
+    let policies = ports
+        .iter()
+        .map(|port| {
+            let protocol = match port.protocol {
+                pane_spec::Protocol::Tcp => pane_net::PROTOCOL_TCP,
+                pane_spec::Protocol::Udp => pane_net::PROTOCOL_UDP,
+            };
+            pane_net::EndpointPolicy::port_mapping(protocol, port.container_port, port.host_port)
+        })
+        .collect();
+    pane_net::HostComputeEndpoint {
+        name: Some(format!("pane-{endpoint}")),
+        network: Some(network.to_owned()),
+        policies,
+        ..pane_net::HostComputeEndpoint::default()
+    }
+}
+
 /// Names the namespace and endpoints in the record before any exists.
 pub(crate) fn name_network_objects(record: &mut ContainerRecord, networks: &[String]) {
     if networks.is_empty() {
@@ -56,7 +84,9 @@ pub(crate) fn name_network_objects(record: &mut ContainerRecord, networks: &[Str
 
 /// The spec's ports with a host port each: the one asked for, or a free one the host picks
 /// (bound and released here, as Docker does for `-p 80`).
-fn publish(ports: &[pane_spec::PortMapping]) -> Result<Vec<PublishedPort>, RuntimeError> {
+pub(crate) fn publish(
+    ports: &[pane_spec::PortMapping],
+) -> Result<Vec<PublishedPort>, RuntimeError> {
     ports
         .iter()
         .map(|port| {
@@ -196,17 +226,11 @@ impl ProcessRuntime {
                 .await?;
             rollback
                 .check("add a network adapter to the VM", async {
-                    let add = ModifySettingRequest {
-                        resource_path: Some(format!(
-                            "VirtualMachine/Devices/NetworkAdapters/{nic}"
-                        )),
-                        request_type: Some("Add".to_owned()),
-                        settings: Some(json!({
-                            "EndpointId": endpoint.id.to_string(),
-                            "MacAddress": endpoint.mac,
-                        })),
-                        guest_request: None,
-                    };
+                    let add = crate::hyperv_docs::add_network_adapter(
+                        nic,
+                        endpoint.id,
+                        endpoint.mac.as_deref(),
+                    );
                     Ok(self.compute.modify(vm, &add).await?)
                 })
                 .await?;

@@ -1,31 +1,38 @@
-//! `pane plan`: every step pane would take to create a container, with the exact HCS
-//! documents and guest requests, computed without touching the host.
+//! `pane plan`: every step pane would take to create a container, with the exact HCS, HCN
+//! and guest documents, computed without touching the host. Each document comes from the
+//! builders the runtime sends from (`process_docs`, `hyperv_docs`, `network`), so given the
+//! same host facts a plan is byte for byte what a create sends.
 //!
 //! Values only the host can know (the scratch volume, the VM's `RuntimeId`, `NameToGuid`
-//! layer ids, network ids) appear as `<placeholders>` or as ids derived from names.
+//! layer ids, a network's HCN id, an endpoint's MAC) appear as `<placeholders>` or as ids
+//! derived from names, unless [`HostValues`] supplies them.
 
-use pane_gcs::messages::{NULL_CONTAINER_ID, TimeZoneInformation, UvmConfig};
+use pane_gcs::messages::{NULL_CONTAINER_ID, TimeZoneInformation};
 use pane_gcs::settings::GuestRequest;
-use pane_hcs::doc::{
-    self, HostedContainerInput, LayerRef, ProcessContainerInput, UtilityVmInput, guest_scratch_path,
-};
-use pane_hcs::schema::{MappedDirectory, ModifySettingRequest, ProcessParameters};
+use pane_hcs::doc::{LayerRef, SharePurpose, SourceKind};
+use pane_hcs::schema::ProcessParameters;
 use pane_oci::ImageFacts;
 use pane_spec::{IsolationMode, MemorySize, OsVersion, ServiceSpec};
 use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::backend::PublishedPort;
 use crate::error::RuntimeError;
 use crate::gpu::{GpuAdapter, select_gpus};
-use crate::hyperv_docs;
+use crate::host_files::{HostFiles, MountSource};
+use crate::hyperv_docs::{self, HypervDocuments, HypervInput};
 use crate::id::ContainerId;
 use crate::isolation::{Isolation, IsolationDecision, decide_isolation};
+use crate::network;
 use crate::process::init_process;
+use crate::process_docs::{ProcessDocumentInput, host_path, process_document};
 
 /// Stands for values only the Windows host can supply.
 const SCRATCH_VOLUME: &str = r"\\?\Volume{<scratch volume>}\";
 const VM_RUNTIME_ID: &str = "<utility VM RuntimeId>";
+const ENDPOINT_MAC: &str = "<endpoint MAC>";
+const FREE_HOST_PORT: &str = "<a free host port>";
 /// Names layer ids deterministically until HCS's `NameToGuid` supplies the real ones.
 const LAYER_ID_NAMESPACE: Uuid = Uuid::from_u128(0x8a6b_3c2d_1e0f_4a5b_9c8d_7e6f_5a4b_3c2d);
 
@@ -35,22 +42,39 @@ pub(crate) fn layer_id(digest: &str) -> String {
     Uuid::new_v5(&LAYER_ID_NAMESPACE, digest.replace(':', "-").as_bytes()).to_string()
 }
 
+/// Values a plan takes from the host when it knows them; placeholders otherwise.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostValues<'a> {
+    /// The image's layer folders and ids, topmost first, as the host's layer store has them.
+    pub chain: Option<&'a [LayerRef]>,
+    /// The volume the activated scratch layer is mounted at.
+    pub scratch_volume: Option<&'a str>,
+    /// The MAC address HCN gives each endpoint.
+    pub endpoint_mac: Option<&'a str>,
+    /// The HCN id of each network joined.
+    pub network_id: Option<&'a str>,
+}
+
 /// What the plan is computed for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct PlanInput<'a> {
     pub id: &'a ContainerId,
     pub spec: &'a ServiceSpec,
     pub image: &'a ImageFacts,
     /// The host's Windows build; `None` when unknown.
     pub host_build: Option<OsVersion>,
+    /// Logical processors of the host, in all processor groups.
     pub host_processors: u32,
+    /// The host's time zone; `None` when unknown (planning off Windows).
+    pub host_time_zone: Option<&'a TimeZoneInformation>,
     /// The host's display adapters; `None` when unknown (planning off Windows).
     pub gpu_adapters: Option<&'a [GpuAdapter]>,
+    /// What the mount sources and layer folders are on the host.
+    pub files: &'a dyn HostFiles,
     /// pane's state directory on the Windows host.
     pub root: &'a str,
     pub owner: &'a str,
-    /// Opt in to Hyper-V GPU partitioning, which Microsoft does not support for containers.
-    pub experimental_gpu_pv: bool,
+    pub host: HostValues<'a>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -70,7 +94,7 @@ pub struct Plan {
 /// One call pane makes, with the document it sends.
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
-    /// `hcs`, `gcs`, `layers`, `files`, `network`.
+    /// `hcs`, `gcs`, `layers`, `files`, `network`, `hvsock`.
     pub api: &'static str,
     pub call: String,
     pub target: String,
@@ -99,6 +123,9 @@ impl Step {
 /// The chain's folders on the host, topmost first (the order HCS takes): imported layers
 /// live under `wclayers\<chain ID hex>`, as the image service imports them.
 fn layer_chain(input: &PlanInput<'_>) -> Vec<LayerRef> {
+    if let Some(chain) = input.host.chain {
+        return chain.to_vec();
+    }
     let diff_ids: Vec<String> = input
         .image
         .layers
@@ -112,38 +139,15 @@ fn layer_chain(input: &PlanInput<'_>) -> Vec<LayerRef> {
             let folder = chain_id.trim_start_matches("sha256:");
             LayerRef {
                 id: layer_id(chain_id),
-                path: format!(r"{}\wclayers\{folder}", input.root),
+                path: host_path(input.root, &["wclayers", folder]),
             }
         })
         .collect()
 }
 
-pub fn plan(input: &PlanInput<'_>) -> Result<Plan, RuntimeError> {
-    let image_build = input
-        .image
-        .os_version
-        .as_deref()
-        .map(str::parse::<OsVersion>)
-        .transpose()
-        .map_err(|e| {
-            RuntimeError::invalid(
-                "image os.version",
-                e.to_string(),
-                "rebuild the image with a valid os.version",
-            )
-        })?;
-    let isolation = decide_isolation(
-        input.spec.isolation,
-        image_build.as_ref(),
-        input.host_build.as_ref(),
-    );
-    let process = init_process(input.spec, input.image)?;
-    let mut notes: Vec<String> = input.image.platform_note.iter().cloned().collect();
-    let gpus = plan_gpus(input, isolation.isolation, &mut notes)?;
-    let container = input.id.to_string();
-    let layers = layer_chain(input);
-    let container_dir = format!(r"{}\containers\{container}", input.root);
-    let mut steps: Vec<Step> = layers
+/// The layers' imports, base first (each skipped when already imported).
+fn import_steps(layers: &[LayerRef]) -> Vec<Step> {
+    layers
         .iter()
         .rev()
         .enumerate()
@@ -166,20 +170,110 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, RuntimeError> {
                 )
             }
         })
-        .collect();
+        .collect()
+}
+
+/// The host's answers where it has them. A plan needs no host: a mount source this
+/// machine does not have (the plan is for another host) is planned as the folder its path
+/// names, and the plan says so.
+#[derive(Debug)]
+struct Described<'a> {
+    host: &'a dyn HostFiles,
+    assumed: std::sync::Mutex<Vec<String>>,
+}
+
+impl HostFiles for Described<'_> {
+    fn mount_source(&self, path: &str) -> Result<MountSource, String> {
+        Ok(self.host.mount_source(path).unwrap_or_else(|_| {
+            if let Ok(mut assumed) = self.assumed.lock() {
+                assumed.push(path.to_owned());
+            }
+            MountSource {
+                resolved: path.to_owned(),
+                kind: SourceKind::Directory,
+            }
+        }))
+    }
+
+    fn has_utility_vm(&self, layer: &str) -> bool {
+        self.host.has_utility_vm(layer)
+    }
+}
+
+pub fn plan(input: &PlanInput<'_>) -> Result<Plan, RuntimeError> {
+    let files = Described {
+        host: input.files,
+        assumed: std::sync::Mutex::default(),
+    };
+    let input = &PlanInput {
+        files: &files,
+        ..*input
+    };
+    let image_build = input
+        .image
+        .os_version
+        .as_deref()
+        .map(str::parse::<OsVersion>)
+        .transpose()
+        .map_err(|e| {
+            RuntimeError::invalid(
+                "image os.version",
+                e.to_string(),
+                "rebuild the image with a valid os.version",
+            )
+        })?;
+    let isolation = decide_isolation(
+        input.spec.isolation,
+        image_build.as_ref(),
+        input.host_build.as_ref(),
+    );
+    let process = init_process(input.spec, input.image)?;
+    let mut notes: Vec<String> = input.image.platform_note.iter().cloned().collect();
+    let gpus = plan_gpus(input, isolation, &mut notes)?;
+    let container = input.id.to_string();
+    let layers = layer_chain(input);
+    let container_dir = host_path(input.root, &["containers", &container]);
+    let mut steps = import_steps(&layers);
     match isolation.isolation {
         Isolation::Process => {
-            let gpu = input.spec.resources.gpu.is_some();
-            process_steps(input, &layers, &container_dir, &process, gpu, &mut steps);
+            process_steps(
+                input,
+                &layers,
+                &container_dir,
+                &process,
+                &mut steps,
+                &mut notes,
+            )?;
         }
         Isolation::Hyperv => {
-            hyperv_steps(input, &layers, &container_dir, &process, &gpus, &mut steps);
+            hyperv_steps(
+                input,
+                &layers,
+                &container_dir,
+                &process,
+                &mut steps,
+                &mut notes,
+            )?;
         }
     }
-    notes.push(
-        "layer ids are derived from folder names here; on the host HCS's NameToGuid supplies them"
-            .to_owned(),
-    );
+    let assumed = files
+        .assumed
+        .lock()
+        .map(|assumed| assumed.clone())
+        .unwrap_or_default();
+    if !assumed.is_empty() {
+        notes.push(format!(
+            "not on this machine, so planned as the folders they name: {}",
+            assumed.join(", ")
+        ));
+    }
+    if input.host.chain.is_none() {
+        notes.push(
+            "layer ids are derived from folder names here; on the host HCS's NameToGuid supplies \
+             them"
+                .to_owned(),
+        );
+    }
     if input.spec.isolation == IsolationMode::Auto && input.host_build.is_none() {
         notes.push(
             "the host build is unknown; pass --host-build to plan for a specific host".to_owned(),
@@ -201,26 +295,17 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, RuntimeError> {
 
 fn plan_gpus(
     input: &PlanInput<'_>,
-    isolation: Isolation,
+    isolation: IsolationDecision,
     notes: &mut Vec<String>,
 ) -> Result<Vec<GpuAdapter>, RuntimeError> {
     let Some(gpu) = &input.spec.resources.gpu else {
         return Ok(Vec::new());
     };
-    if isolation == Isolation::Hyperv && !input.experimental_gpu_pv {
-        return Err(RuntimeError::Unsupported {
-            operation: "GPUs under Hyper-V isolation",
-            reason: "Windows supports GPU (DirectX) access for process-isolated containers only; \
-                     use `isolation: process`, or opt in to experimental GPU partitioning with --experimental-gpu-pv"
-                .to_owned(),
-        });
+    if isolation.isolation == Isolation::Hyperv {
+        return Err(crate::gpu::hyperv_gpu_refusal(isolation));
     }
     if let Some(adapters) = input.gpu_adapters {
-        return Ok(select_gpus(adapters, gpu, isolation)?);
-    }
-    // The policy still refuses MPS under Hyper-V even when the adapters are unknown.
-    if let Err(e @ crate::gpu::GpuError::MpsUnderHyperv) = select_gpus(&[], gpu, isolation) {
-        return Err(e.into());
+        return Ok(select_gpus(adapters, gpu, isolation.isolation)?);
     }
     notes.push(
         "the host's GPUs are unknown; pass --gpu-adapters FILE to plan the selection".to_owned(),
@@ -233,15 +318,10 @@ fn process_steps(
     layers: &[LayerRef],
     container_dir: &str,
     process: &ProcessParameters,
-    gpu: bool,
     steps: &mut Vec<Step>,
-) {
-    let scratch = format!(r"{container_dir}\scratch");
-    let hostname = input
-        .spec
-        .hostname
-        .clone()
-        .unwrap_or_else(|| input.id.to_string());
+    notes: &mut Vec<String>,
+) -> Result<(), RuntimeError> {
+    let scratch = host_path(container_dir, &["scratch"]);
     push_scratch(
         steps,
         &scratch,
@@ -254,18 +334,17 @@ fn process_steps(
         &scratch,
         "mount the scratch over its parents (parents are never activated)",
     ));
-    let namespace = plan_network(input, steps);
-    let document = doc::process_container(&ProcessContainerInput {
+    let network = plan_network(input, steps);
+    let (document, clamped) = process_document(&ProcessDocumentInput {
         owner: input.owner,
-        hostname: &hostname,
-        layers,
-        scratch_volume: SCRATCH_VOLUME,
-        resources: &input.spec.resources,
+        spec: input.spec,
+        chain: layers,
+        scratch_volume: input.host.scratch_volume.unwrap_or(SCRATCH_VOLUME),
         host_processors: input.host_processors,
-        network_namespace: namespace,
-        mounts: &input.spec.mounts,
-        gpu,
-    });
+        network_namespace: network.as_ref().map(|n| n.namespace),
+        files: input.files,
+    })?;
+    notes.extend(clamped.map(|clamp| clamp.to_string()));
     let id = input.id.to_string();
     steps.push(
         Step::new(
@@ -297,33 +376,99 @@ fn process_steps(
         &id,
         "the workload's exit is the container's exit code",
     ));
+    Ok(())
 }
 
-/// Network attachment needs the node's overlay; the plan names the namespace it would use.
-fn plan_network(input: &PlanInput<'_>, steps: &mut Vec<Step>) -> Option<Uuid> {
+/// The network objects a plan names, and the documents HCN is sent for them.
+struct PlannedNetwork {
+    namespace: Uuid,
+    namespace_request: pane_net::HostComputeNamespace,
+    /// Per network joined: its name, the endpoint's id and the endpoint asked for.
+    endpoints: Vec<(String, Uuid, Value)>,
+}
+
+/// The spec's ports as they are published: a port the spec leaves to the host is chosen
+/// at create time.
+fn planned_ports(ports: &[pane_spec::PortMapping]) -> Vec<PublishedPort> {
+    ports
+        .iter()
+        .map(|port| PublishedPort {
+            container_port: port.container_port,
+            host_port: port.host_port.unwrap_or(0),
+            protocol: port.protocol,
+        })
+        .collect()
+}
+
+/// The HCN namespace and, per network, an endpoint added to it, in full.
+fn plan_network(input: &PlanInput<'_>, steps: &mut Vec<Step>) -> Option<PlannedNetwork> {
     if input.spec.networks.is_empty() {
         return None;
     }
-    let namespace = crate::network::namespace_id(input.id);
-    steps.push(Step::new(
-        "network",
-        "HcnCreateNamespace",
-        namespace.to_string(),
-        "the container's own network compartment",
-    ));
-    for network in &input.spec.networks {
-        steps.push(Step::new(
+    let namespace = network::namespace_id(input.id);
+    let namespace_request = network::namespace_request(namespace);
+    steps.push(
+        Step::new(
             "network",
-            "HcnCreateEndpoint + HcnModifyNamespace",
-            format!(
-                "{network} / {}",
-                crate::network::endpoint_id(input.id, network)
-            ),
-            "an endpoint on the node's network (its address from the network's IPAM), added \
-             to the namespace",
-        ));
+            "HcnCreateNamespace",
+            namespace.to_string(),
+            "the container's own network compartment",
+        )
+        .with(&namespace_request),
+    );
+    let published = planned_ports(&input.spec.ports);
+    let mut endpoints = Vec::new();
+    for (index, name) in input.spec.networks.iter().enumerate() {
+        let endpoint = network::endpoint_id(input.id, name);
+        let network_id = input
+            .host
+            .network_id
+            .map_or_else(|| format!("<HCN id of network {name}>"), str::to_owned);
+        // The spec's ports are published through the first network's endpoint.
+        let ports: &[PublishedPort] = if index == 0 { &published } else { &[] };
+        let mut request =
+            serde_json::to_value(network::endpoint_request(endpoint, &network_id, ports))
+                .unwrap_or_default();
+        mark_free_ports(&mut request, ports);
+        steps.push(
+            Step::new(
+                "network",
+                "HcnCreateEndpoint",
+                format!("{name} / {endpoint}"),
+                "an endpoint on the node's network (its address from the network's IPAM)",
+            )
+            .with(&request),
+        );
+        steps.push(
+            Step::new(
+                "network",
+                "HcnModifyNamespace",
+                namespace.to_string(),
+                "add the endpoint to the namespace",
+            )
+            .with(&pane_net::ModifyNamespaceSettingRequest::add_endpoint(
+                endpoint,
+            )),
+        );
+        endpoints.push((name.clone(), endpoint, request));
     }
-    Some(namespace)
+    Some(PlannedNetwork {
+        namespace,
+        namespace_request,
+        endpoints,
+    })
+}
+
+/// A port mapping whose host port is picked at create time says so.
+fn mark_free_ports(endpoint: &mut Value, ports: &[PublishedPort]) {
+    let Some(policies) = endpoint.get_mut("Policies").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for (policy, port) in policies.iter_mut().zip(ports) {
+        if port.host_port == 0 {
+            policy["Settings"]["ExternalPort"] = json!(FREE_HOST_PORT);
+        }
+    }
 }
 
 fn hyperv_steps(
@@ -331,46 +476,79 @@ fn hyperv_steps(
     layers: &[LayerRef],
     container_dir: &str,
     process: &ProcessParameters,
-    gpus: &[GpuAdapter],
     steps: &mut Vec<Step>,
-) {
+    notes: &mut Vec<String>,
+) -> Result<(), RuntimeError> {
     let id = input.id.to_string();
-    let uvm_id = format!("{id}@vm");
-    boot_utility_vm(input, layers, container_dir, &uvm_id, steps);
-    let (guest_layers, guest_mounts) = share_with_vm(input, layers, &uvm_id, steps);
-    let guest_scratch = mount_container_root(
+    let uvm_id = crate::hyperv::utility_vm_id(input.id);
+    let documents = HypervDocuments::new(&HypervInput {
+        owner: input.owner,
+        spec: input.spec,
+        chain: layers,
         container_dir,
-        &uvm_id,
-        &guest_layers,
-        input.spec.resources.storage,
-        steps,
+        host_processors: input.host_processors,
+        files: input.files,
+    })?;
+    notes.extend(documents.cpu_clamped.map(|clamp| clamp.to_string()));
+    prepare_disks(input, &documents, &uvm_id, steps);
+    boot_utility_vm(input, &documents, &uvm_id, steps, notes);
+    for share in &documents.shares.requests {
+        let why = match share.purpose {
+            SharePurpose::Layer => "share a read-only layer with the VM",
+            SharePurpose::Mount => "share a mount source with the VM",
+            SharePurpose::Pipe => "map a host pipe into the VM (the container opens it via IPC$)",
+        };
+        steps.push(Step::new("hcs", "HcsModifyComputeSystem", &uvm_id, why).with(&share.request));
+    }
+    steps.push(
+        Step::new(
+            "hcs",
+            "HcsModifyComputeSystem",
+            &uvm_id,
+            "hot-add the container scratch on SCSI LUN 1",
+        )
+        .with(&documents.attach_scratch),
     );
-    let namespace = plan_network(input, steps);
-    if let Some(namespace) = namespace {
-        attach_network_in_guest(input, &uvm_id, namespace, steps);
+    steps.push(
+        Step::new(
+            "gcs",
+            "ModifySettings",
+            NULL_CONTAINER_ID,
+            "mount the scratch in the guest",
+        )
+        .with(&documents.mount_scratch),
+    );
+    steps.push(
+        Step::new(
+            "gcs",
+            "ModifySettings",
+            NULL_CONTAINER_ID,
+            "the container root: layers over the scratch (no FilterType: WS2022 guests reject it)",
+        )
+        .with(&documents.combine_layers),
+    );
+    let network = plan_network(input, steps);
+    if let Some(network) = &network {
+        attach_network_in_guest(input, &uvm_id, network, steps, notes);
     }
-    if !gpus.is_empty() || (input.experimental_gpu_pv && input.spec.resources.gpu.is_some()) {
-        let paths: Vec<String> = gpus.iter().filter_map(|g| g.device_path.clone()).collect();
-        steps.push(
-            Step::new(
-                "hcs",
-                "HcsModifyComputeSystem",
-                &uvm_id,
-                "EXPERIMENTAL: GPU partitioning (unsupported by Microsoft for containers)",
-            )
-            .with(&doc::gpu_partition_request(&paths)),
-        );
-    }
-    let hostname = input.spec.hostname.clone().unwrap_or_else(|| id.clone());
-    let hosted = doc::hosted_container(&HostedContainerInput {
-        hostname: &hostname,
-        layers: &guest_layers,
-        scratch_path: &guest_scratch,
-        resources: &input.spec.resources,
-        network_namespace: namespace,
-        mounts: &guest_mounts,
-    });
+    let hosted = documents.hosted_container(input.spec, network.as_ref().map(|n| n.namespace));
     steps.push(Step::new("gcs", "Create", &id, "the container inside the VM").with(&hosted));
+    steps.push(
+        Step::new(
+            "gcs",
+            "GetProperties",
+            &id,
+            "the container's SystemGUID, which host hvsock traffic for it is addressed to",
+        )
+        .with(&crate::hyperv::system_guid_query()),
+    );
+    steps.push(Step::new(
+        "hvsock",
+        "IOCTL_HVSOCKET_UPDATE_ADDRESS_INFO",
+        r"\\.\HvSocketSystem\AddressInfo\{<SystemGUID>}",
+        "route host hvsock traffic for the container into the VM (gMSA and other \
+         container-host services), while pane holds the handle",
+    ));
     steps.push(Step::new("gcs", "Start", &id, "start it"));
     steps.push(
         Step::new(
@@ -390,49 +568,64 @@ fn hyperv_steps(
         )
         .with(&json!({"TimeoutInMs": u32::MAX})),
     );
+    Ok(())
 }
 
-/// The VM scratch, the VM itself, the guest connection and its cold start.
-fn boot_utility_vm(
+/// The container scratch and the VM's own, each opened to the VM, in the runtime's order.
+fn prepare_disks(
     input: &PlanInput<'_>,
-    layers: &[LayerRef],
-    container_dir: &str,
+    documents: &HypervDocuments,
     uvm_id: &str,
     steps: &mut Vec<Step>,
 ) {
-    let base = layers.last().map_or_else(
-        || format!(r"{}\wclayers\<base>", input.root),
-        |l| l.path.clone(),
+    push_scratch(
+        steps,
+        &documents.container_scratch,
+        "the container's writable disk",
+        input.spec.resources.storage,
     );
-    let vm_scratch = format!(r"{container_dir}\vm\sandbox.vhdx");
+    let template = host_path(
+        &documents.uvm_layer.path,
+        &["UtilityVM", "SystemTemplate.vhdx"],
+    );
     steps.push(Step::new(
         "files",
         "CopyFile",
-        &vm_scratch,
-        r"the VM's scratch: a copy of <base>\UtilityVM\SystemTemplate.vhdx",
+        &documents.vm_scratch,
+        &format!("the VM's scratch: a copy of {template}"),
     ));
-    steps.push(Step::new(
-        "hcs",
-        "HcsGrantVmAccess",
-        &vm_scratch,
-        "let the VM open its scratch disk",
-    ));
-    let com1 = format!(r"\\.\pipe\{}-uvm-{}-com1", input.owner, input.id);
-    let uvm = doc::utility_vm(&UtilityVmInput {
-        owner: input.owner,
-        os_files: &format!(r"{base}\UtilityVM\Files"),
-        scratch_vhdx: &vm_scratch,
-        resources: &input.spec.resources,
-        com1_pipe: Some(&com1),
-    });
+    for (disk, why) in [
+        (&documents.vm_scratch, "let the VM open its scratch disk"),
+        (
+            &documents.container_vhdx,
+            "let the VM open the container scratch",
+        ),
+    ] {
+        steps.push(Step::new(
+            "hcs",
+            "HcsGrantVmAccess",
+            disk,
+            &format!("{why} ({uvm_id})"),
+        ));
+    }
+}
+
+/// The VM itself, the guest connection and its cold start.
+fn boot_utility_vm(
+    input: &PlanInput<'_>,
+    documents: &HypervDocuments,
+    uvm_id: &str,
+    steps: &mut Vec<Step>,
+    notes: &mut Vec<String>,
+) {
     steps.push(
         Step::new(
             "hcs",
             "HcsCreateComputeSystem",
             uvm_id,
-            "the utility VM, booted from the base layer over VSMB",
+            "the utility VM, booted over VSMB from the topmost layer with a UtilityVM folder",
         )
-        .with(&uvm),
+        .with(&documents.utility_vm),
     );
     steps.push(Step::new(
         "hcs",
@@ -461,16 +654,25 @@ fn boot_utility_vm(
         )
         .with(&json!({"MinimumVersion": 4, "MaximumVersion": 4})),
     );
-    let cold_start = UvmConfig {
-        system_type: "Container".to_owned(),
-        time_zone_information: Some(TimeZoneInformation::utc()),
+    let unknown = TimeZoneInformation {
+        standard_name: "<host time zone>".to_owned(),
+        daylight_name: "<host time zone>".to_owned(),
+        ..TimeZoneInformation::default()
     };
+    if input.host_time_zone.is_none() && input.spec.time_zone == pane_spec::TimeZoneMode::Host {
+        notes.push(
+            "the utility VM takes the host's time zone, unknown off Windows; `time_zone: utc` \
+             in the spec gives it UTC"
+                .to_owned(),
+        );
+    }
+    let cold_start = hyperv_docs::cold_start(input.spec, input.host_time_zone.unwrap_or(&unknown));
     steps.push(
         Step::new(
             "gcs",
             "Create",
             NULL_CONTAINER_ID,
-            "cold start: the guest needs the time zone first (host's zone on Windows)",
+            "cold start: the guest's time zone (the host's unless the spec says utc)",
         )
         .with(&cold_start),
     );
@@ -484,26 +686,6 @@ fn boot_utility_vm(
         )
         .with(&GuestRequest::hv_socket_update(Uuid::nil())),
     );
-}
-
-/// Read-only layers, then mount sources, each its own VSMB share `s0`, `s1`, …; returns the
-/// layers and mounts as the guest sees them.
-fn share_with_vm(
-    input: &PlanInput<'_>,
-    layers: &[LayerRef],
-    uvm_id: &str,
-    steps: &mut Vec<Step>,
-) -> (Vec<LayerRef>, Vec<MappedDirectory>) {
-    let shares = hyperv_docs::VmShares::new(layers, &input.spec.mounts);
-    for share in &shares.requests {
-        let why = if share.layer {
-            "share a read-only layer with the VM"
-        } else {
-            "share a mount source with the VM"
-        };
-        steps.push(Step::new("hcs", "HcsModifyComputeSystem", uvm_id, why).with(&share.request));
-    }
-    (shares.guest_layers, shares.guest_mounts)
 }
 
 /// The scratch layer's creation, and its growth when the spec asks for more storage than
@@ -520,79 +702,32 @@ fn push_scratch(steps: &mut Vec<Step>, scratch: &str, why: &str, storage: Option
     }
 }
 
-/// The container scratch on SCSI LUN 1, mounted in the guest, with the layers combined over
-/// it; returns the guest path of the container root.
-fn mount_container_root(
-    container_dir: &str,
-    uvm_id: &str,
-    guest_layers: &[LayerRef],
-    storage: Option<MemorySize>,
-    steps: &mut Vec<Step>,
-) -> String {
-    let scratch = format!(r"{container_dir}\scratch\sandbox.vhdx");
-    let guest_scratch = guest_scratch_path(0);
-    push_scratch(steps, &scratch, "the container's writable disk", storage);
-    steps.push(Step::new(
-        "hcs",
-        "HcsGrantVmAccess",
-        &scratch,
-        "let the VM open the container scratch",
-    ));
-    let attach = hyperv_docs::scsi_attach(&scratch, hyperv_docs::CONTAINER_SCRATCH_LUN);
-    steps.push(
-        Step::new(
-            "hcs",
-            "HcsModifyComputeSystem",
-            uvm_id,
-            "hot-add the scratch on SCSI LUN 1",
-        )
-        .with(&attach),
-    );
-    steps.push(
-        Step::new(
-            "gcs",
-            "ModifySettings",
-            NULL_CONTAINER_ID,
-            "mount the scratch in the guest",
-        )
-        .with(&GuestRequest::mount_scsi_disk(
-            &guest_scratch,
-            hyperv_docs::CONTAINER_SCRATCH_LUN,
-        )),
-    );
-    steps.push(
-        Step::new(
-            "gcs",
-            "ModifySettings",
-            NULL_CONTAINER_ID,
-            "the container root: layers over the scratch (no FilterType: WS2022 guests reject it)",
-        )
-        .with(&hyperv_docs::combine_layers(&guest_scratch, guest_layers)),
-    );
-    guest_scratch
-}
-
 /// hcsshim's order: the namespace in the guest, then per endpoint `PreAdd`, NIC, `Add`.
 fn attach_network_in_guest(
     input: &PlanInput<'_>,
     uvm_id: &str,
-    namespace: Uuid,
+    network: &PlannedNetwork,
     steps: &mut Vec<Step>,
+    notes: &mut Vec<String>,
 ) {
+    notes.push(
+        "the guest is handed the namespace and endpoints as HCN returns them; the plan shows \
+         the documents HCN is asked for"
+            .to_owned(),
+    );
     steps.push(
         Step::new(
             "gcs",
             "ModifySettings",
             NULL_CONTAINER_ID,
-            "add the network namespace in the guest",
+            "add the network namespace in the guest (when the guest supports it)",
         )
         .with(&GuestRequest::add_network_namespace(
-            json!({"ID": namespace.to_string()}),
+            serde_json::to_value(&network.namespace_request).unwrap_or_default(),
         )),
     );
-    for network in &input.spec.networks {
-        let nic = crate::network::nic_id(input.id, network);
-        let endpoint = crate::network::endpoint_id(input.id, network).to_string();
+    for (name, endpoint, request) in &network.endpoints {
+        let nic = network::nic_id(input.id, name);
         steps.push(
             Step::new(
                 "gcs",
@@ -600,14 +735,9 @@ fn attach_network_in_guest(
                 NULL_CONTAINER_ID,
                 "per endpoint: hand the guest the endpoint",
             )
-            .with(&GuestRequest::network_pre_add(nic, json!({"ID": endpoint}))),
+            .with(&GuestRequest::network_pre_add(nic, request.clone())),
         );
-        let add_nic = ModifySettingRequest {
-            resource_path: Some(format!("VirtualMachine/Devices/NetworkAdapters/{nic}")),
-            request_type: Some("Add".to_owned()),
-            settings: Some(json!({"EndpointId": endpoint, "MacAddress": "<endpoint MAC>"})),
-            guest_request: None,
-        };
+        let mac = input.host.endpoint_mac.unwrap_or(ENDPOINT_MAC);
         steps.push(
             Step::new(
                 "hcs",
@@ -615,7 +745,7 @@ fn attach_network_in_guest(
                 uvm_id,
                 "per endpoint: hot-add the NIC",
             )
-            .with(&add_nic),
+            .with(&hyperv_docs::add_network_adapter(nic, *endpoint, Some(mac))),
         );
         steps.push(
             Step::new(

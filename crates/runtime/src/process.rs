@@ -7,6 +7,10 @@ use pane_spec::ServiceSpec;
 
 use crate::error::RuntimeError;
 
+/// Where the workload starts when neither the spec nor the image says: the drive root, as
+/// containerd and hcsshim default it.
+pub const DEFAULT_WORKING_DIRECTORY: &str = r"C:\";
+
 /// Builds the init process from the spec over the image config, as Docker does: a spec
 /// entrypoint replaces the image's and drops its cmd; spec args replace the cmd; the spec's
 /// env is laid over the image's (names compared without case, as Windows does).
@@ -51,12 +55,18 @@ pub fn init_process(
     Ok(ProcessParameters {
         command_line: command_line::join(&argv),
         user: spec.user.clone().or_else(|| image.user.clone()),
-        working_directory: spec
-            .command
-            .workdir
-            .clone()
-            .or_else(|| image.working_dir.clone()),
-        environment: environment.into_iter().collect(),
+        working_directory: Some(
+            spec.command
+                .workdir
+                .clone()
+                .or_else(|| image.working_dir.clone())
+                .unwrap_or_else(|| DEFAULT_WORKING_DIRECTORY.to_owned()),
+        ),
+        // hcsshim passes no variable whose value is empty: `NAME=` unsets it, as in cmd.
+        environment: environment
+            .into_iter()
+            .filter(|(_, value)| !value.is_empty())
+            .collect(),
         create_std_out_pipe: true,
         create_std_err_pipe: true,
         ..ProcessParameters::default()
@@ -141,5 +151,37 @@ mod tests {
         let defaults = init_process(&spec("image: nginx\n"), &image(&["x"], &[])).unwrap();
         assert_eq!(defaults.user.as_deref(), Some("ContainerUser"));
         assert_eq!(defaults.working_directory.as_deref(), Some(r"C:\app"));
+    }
+
+    #[test]
+    fn no_working_directory_anywhere_starts_in_the_drive_root() {
+        let mut bare = image(&["x"], &[]);
+        bare.working_dir = None;
+        let params = init_process(&spec("image: nginx\n"), &bare).unwrap();
+        assert_eq!(params.working_directory.as_deref(), Some(r"C:\"));
+    }
+
+    #[test]
+    fn empty_values_are_not_passed_as_variables() {
+        let mut with_empty = image(&["x"], &[]);
+        with_empty.env.push("FROM_IMAGE=".into());
+        let params = init_process(
+            &spec("image: nginx\nenv: {EMPTY: '', KEPT: 'v', MODE: ''}\n"),
+            &with_empty,
+        )
+        .unwrap();
+        assert!(!params.environment.contains_key("EMPTY"));
+        assert!(!params.environment.contains_key("FROM_IMAGE"));
+        assert!(
+            !params
+                .environment
+                .keys()
+                .any(|k| k.eq_ignore_ascii_case("MODE")),
+            "an empty spec value unsets the image's"
+        );
+        assert_eq!(
+            params.environment.get("KEPT").map(String::as_str),
+            Some("v")
+        );
     }
 }

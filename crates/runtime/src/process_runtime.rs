@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use pane_hcs::doc::{LayerRef, ProcessContainerInput, process_container};
+use pane_gcs::messages::TimeZoneInformation;
+use pane_hcs::doc::LayerRef;
 use pane_hcs::schema::ProcessParameters;
 use pane_oci::ImageFacts;
 use pane_spec::ServiceSpec;
@@ -18,10 +19,12 @@ use tokio::sync::watch;
 use crate::backend::{Compute, Layers};
 use crate::error::RuntimeError;
 use crate::host_exit::{host_system_exit, host_workload_exit};
+use crate::host_files::{HostFiles, LocalFiles};
 use crate::id::ContainerId;
 use crate::isolation::Isolation;
 use crate::logs::{self, LineSplitter, LogWriter, read_logs};
 use crate::process::init_process;
+use crate::process_docs::{ProcessDocumentInput, process_document};
 use crate::records::{ContainerRecord, Durability, Phase, RecordStore};
 use crate::rollback::Rollback;
 use crate::signal::Signal;
@@ -172,6 +175,12 @@ pub struct ProcessRuntime {
     pub(crate) guest: Option<Arc<dyn crate::backend::GuestConnector>>,
     /// The guest connections of this process's Hyper-V containers.
     pub(crate) guests: Mutex<HashMap<ContainerId, Arc<pane_gcs::GuestConnection>>>,
+    /// The hvsock routes into the VMs of this process's Hyper-V containers.
+    pub(crate) hv_routes: Mutex<HashMap<ContainerId, crate::backend::AddressRedirect>>,
+    /// What mount sources and layer folders are on the host.
+    pub(crate) files: Arc<dyn HostFiles>,
+    /// The zone utility VMs keep their clock in unless a spec asks for UTC.
+    pub(crate) time_zone: TimeZoneInformation,
 }
 
 impl std::fmt::Debug for ProcessRuntime {
@@ -200,7 +209,24 @@ impl ProcessRuntime {
             guest: None,
             guests: Mutex::default(),
             network: None,
+            hv_routes: Mutex::default(),
+            files: Arc::new(LocalFiles),
+            time_zone: crate::host::time_zone(),
         }
+    }
+
+    /// Answers questions about mount sources and layer folders through `files`.
+    #[must_use]
+    pub fn with_host_files(mut self, files: Arc<dyn HostFiles>) -> Self {
+        self.files = files;
+        self
+    }
+
+    /// Gives utility VMs `time_zone` instead of this host's.
+    #[must_use]
+    pub fn with_host_time_zone(mut self, time_zone: TimeZoneInformation) -> Self {
+        self.time_zone = time_zone;
+        self
     }
 
     /// Enables networks through `network`.
@@ -353,18 +379,18 @@ impl ProcessRuntime {
             .attach_networks(rollback, record, &spec.networks, &spec.ports)
             .await?;
         let id = record.id.to_string();
-        let hostname = spec.hostname.clone().unwrap_or_else(|| id.clone());
-        let document = process_container(&ProcessContainerInput {
+        let (document, clamped) = process_document(&ProcessDocumentInput {
             owner: &self.layout.owner,
-            hostname: &hostname,
-            layers: chain,
+            spec,
+            chain,
             scratch_volume: &volume,
-            resources: &spec.resources,
             host_processors: self.layout.host_processors,
             network_namespace: attached.as_ref().map(|a| a.namespace),
-            mounts: &spec.mounts,
-            gpu: spec.resources.gpu.is_some(),
-        });
+            files: self.files.as_ref(),
+        })?;
+        if let Some(clamp) = clamped {
+            tracing::warn!(%id, "{clamp}");
+        }
         record.documents = vec![(
             "container".to_owned(),
             serde_json::to_value(&document).unwrap_or_default(),

@@ -400,6 +400,19 @@ impl crate::backend::GuestConnector for HvSocketGuests {
     fn relay(&self, vm: uuid::Uuid) -> pane_gcs::Transport {
         pane_gcs::Transport::HvSock { vm_id: vm }
     }
+
+    async fn redirect_container(
+        &self,
+        container: uuid::Uuid,
+        vm: uuid::Uuid,
+    ) -> std::io::Result<crate::backend::AddressRedirect> {
+        let route = tokio::task::spawn_blocking(move || {
+            pane_gcs::transport::address_info::redirect_container(container, vm)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(crate::backend::AddressRedirect::new(route))
+    }
 }
 
 /// The silo's counters in HCS's `Statistics` shape.
@@ -451,7 +464,7 @@ fn absent_is_fine(result: Result<(), pane_net::HcnError>) -> Result<(), pane_net
 impl crate::backend::Network for HcnNetwork {
     async fn create_namespace(&self, id: uuid::Uuid) -> Result<serde_json::Value, HostError> {
         hcn("HcnCreateNamespace", move || {
-            pane_net::sys::create_namespace(id, &pane_net::HostComputeNamespace::for_container(id))
+            pane_net::sys::create_namespace(id, &crate::network::namespace_request(id))
         })
         .await
     }
@@ -471,28 +484,10 @@ impl crate::backend::Network for HcnNetwork {
         ports: &[crate::backend::PublishedPort],
     ) -> Result<crate::backend::Endpoint, HostError> {
         let name = network.to_owned();
-        let policies: Vec<pane_net::EndpointPolicy> = ports
-            .iter()
-            .map(|port| {
-                let protocol = match port.protocol {
-                    pane_spec::Protocol::Tcp => pane_net::PROTOCOL_TCP,
-                    pane_spec::Protocol::Udp => pane_net::PROTOCOL_UDP,
-                };
-                pane_net::EndpointPolicy::port_mapping(
-                    protocol,
-                    port.container_port,
-                    port.host_port,
-                )
-            })
-            .collect();
+        let ports = ports.to_vec();
         let created = hcn("HcnCreateEndpoint", move || {
             let network = pane_net::sys::find_network(&name)?;
-            let requested = pane_net::HostComputeEndpoint {
-                name: Some(format!("pane-{id}")),
-                network: Some(network.to_string()),
-                policies,
-                ..pane_net::HostComputeEndpoint::default()
-            };
+            let requested = crate::network::endpoint_request(id, &network.to_string(), &ports);
             let created = pane_net::sys::create_endpoint(network, id, &requested)?;
             if let Err(e) = pane_net::sys::add_namespace_endpoint(namespace, id) {
                 // Not in the namespace, it is of no use: take it away again.

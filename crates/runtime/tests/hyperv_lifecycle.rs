@@ -154,9 +154,25 @@ async fn a_hyperv_container_boots_its_vm_runs_in_the_guest_and_leaves_nothing() 
             "ModifySettings",
             "ModifySettings",
             "ModifySettings",
-            "Create"
+            "Create",
+            "GetProperties"
         ],
-        "cold start, hvsock addresses, scratch mount, combined layers, the container"
+        "cold start, hvsock addresses, scratch mount, combined layers, the container and \
+         its SystemGUID"
+    );
+    let routes = world.guests.routes();
+    assert_eq!(
+        routes.iter().map(|(guid, _)| *guid).collect::<Vec<_>>(),
+        [pane_gcs::transport::container_system_guid("web-1")],
+        "the host's hvsock traffic for the container is routed by its SystemGUID"
+    );
+    assert_eq!(
+        world
+            .hcs
+            .system_with_runtime_id(&routes[0].1.to_string())
+            .as_deref(),
+        Some("web-1@vm"),
+        "into its utility VM"
     );
     let hosted = peer
         .container_document("web-1")
@@ -192,6 +208,7 @@ async fn a_hyperv_container_boots_its_vm_runs_in_the_guest_and_leaves_nothing() 
 
     world.runtime.remove(&id, false).await.unwrap();
     assert_nothing_left(&world);
+    assert!(world.guests.routes().is_empty(), "the route goes with it");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

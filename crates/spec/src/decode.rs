@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use crate::diag::{Diagnostic, Diagnostics, FieldPath};
 use crate::model::{
     CommandSpec, DeploymentSpec, GpuSharing, GpuSpec, GpuVendor, ImageSpec, IsolationMode, Mount,
-    PortMapping, Protocol, PullPolicy, RegistryAuthRef, Resources, ServiceSpec,
+    PortMapping, Protocol, PullPolicy, RegistryAuthRef, Resources, ServiceSpec, TimeZoneMode,
 };
 use crate::quantity::{self, CpuCount, MemorySize, QuantityError};
 use crate::reference::ImageReference;
@@ -413,6 +413,9 @@ pub fn decode_service(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> O
     let isolation = optional(&mut fields, "isolation", |(n, p)| {
         decoder.choice(n, &p, &IsolationMode::NAMES, IsolationMode::from_name)
     });
+    let time_zone = optional(&mut fields, "time_zone", |(n, p)| {
+        decoder.choice(n, &p, &TimeZoneMode::NAMES, TimeZoneMode::from_name)
+    });
     let resources = optional(&mut fields, "resources", |(n, p)| {
         decode_resources(decoder, n, &p)
     });
@@ -431,6 +434,7 @@ pub fn decode_service(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> O
         user: user?,
         hostname: hostname?,
         isolation: isolation?.unwrap_or_default(),
+        time_zone: time_zone?.unwrap_or_default(),
         resources: resources?.unwrap_or_default(),
         mounts: mounts?.unwrap_or_default(),
         ports: ports?.unwrap_or_default(),

@@ -24,7 +24,7 @@ pub use decode::{SPEC_VERSION, SpecFile};
 pub use diag::{Diagnostic, FieldPath};
 pub use model::{
     CommandSpec, DeploymentSpec, GpuSharing, GpuSpec, GpuVendor, ImageSpec, IsolationMode, Mount,
-    PortMapping, Protocol, PullPolicy, RegistryAuthRef, Resources, ServiceSpec,
+    PortMapping, Protocol, PullPolicy, RegistryAuthRef, Resources, ServiceSpec, TimeZoneMode,
 };
 pub use platform::OsVersion;
 pub use quantity::{CpuCount, MemorySize};

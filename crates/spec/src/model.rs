@@ -29,6 +29,9 @@ pub struct ServiceSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
     pub isolation: IsolationMode,
+    /// The zone a Hyper-V container's utility VM keeps its clock in.
+    #[serde(skip_serializing_if = "TimeZoneMode::is_host")]
+    pub time_zone: TimeZoneMode,
     #[serde(skip_serializing_if = "Resources::is_empty")]
     pub resources: Resources,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -53,6 +56,7 @@ impl ServiceSpec {
             user: None,
             hostname: None,
             isolation: IsolationMode::default(),
+            time_zone: TimeZoneMode::default(),
             resources: Resources::default(),
             mounts: Vec::new(),
             ports: Vec::new(),
@@ -149,6 +153,34 @@ impl IsolationMode {
             "hyperv" => Some(Self::Hyperv),
             _ => None,
         }
+    }
+}
+
+/// The time zone of a Hyper-V container's utility VM. A process-isolated container shares
+/// the host's kernel and so its clock and zone whatever this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeZoneMode {
+    /// The host's zone, as docker and containerd give their utility VMs.
+    #[default]
+    Host,
+    /// Coordinated Universal Time, whatever the host's zone.
+    Utc,
+}
+
+impl TimeZoneMode {
+    pub const NAMES: [&'static str; 2] = ["host", "utc"];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "host" => Some(Self::Host),
+            "utc" => Some(Self::Utc),
+            _ => None,
+        }
+    }
+
+    pub fn is_host(&self) -> bool {
+        *self == Self::Host
     }
 }
 

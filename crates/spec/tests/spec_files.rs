@@ -280,3 +280,16 @@ fn storage_sizes_the_scratch_disk_and_cannot_shrink_it() {
     let found = problems("image: nginx\nresources:\n  storage: 40GB\n");
     assert!(found[0].fix.contains("binary units"), "{}", found[0]);
 }
+
+#[test]
+fn a_utility_vm_keeps_the_hosts_time_zone_unless_told_utc() {
+    let default = parse_service("image: nanoserver\n").unwrap();
+    assert_eq!(default.time_zone, pane_spec::TimeZoneMode::Host);
+    let utc = parse_service("image: nanoserver\ntime_zone: utc\n").unwrap();
+    assert_eq!(utc.time_zone, pane_spec::TimeZoneMode::Utc);
+    // A recorded spec is read back the same way.
+    let again = parse_service(&serde_json::to_string(&utc).unwrap()).unwrap();
+    assert_eq!(again.time_zone, pane_spec::TimeZoneMode::Utc);
+    let wrong = problems("image: nanoserver\ntime_zone: pst\n");
+    assert_eq!(paths(&wrong), ["time_zone"]);
+}

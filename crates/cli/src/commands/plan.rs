@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use pane_oci::OciLayout;
 use pane_runtime::gpu::GpuAdapter;
-use pane_runtime::plan::{Plan, PlanInput, plan};
+use pane_runtime::host_files::LocalFiles;
+use pane_runtime::plan::{HostValues, Plan, PlanInput, plan};
 use pane_runtime::{ContainerId, host};
 use pane_spec::{OsVersion, ServiceSpec, SpecFile};
 
@@ -35,6 +36,16 @@ pub fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<ExitCode, Failure> {
         .map(read_adapters)
         .transpose()?;
     let root = windows_root(global);
+    let on_windows = cfg!(windows);
+    // Off Windows the host is described, not asked: its time zone is left as a placeholder.
+    let host_time_zone = on_windows.then(host::time_zone);
+    let host_processors = args.host_processors.unwrap_or_else(|| {
+        if on_windows {
+            host::processor_count()
+        } else {
+            4
+        }
+    });
     let mut plans = Vec::new();
     for (name, mut spec) in services {
         if let Some(isolation) = args.isolation {
@@ -47,11 +58,13 @@ pub fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<ExitCode, Failure> {
             spec: &spec,
             image: &image,
             host_build,
-            host_processors: args.host_processors,
+            host_processors,
+            host_time_zone: host_time_zone.as_ref(),
             gpu_adapters: gpu_adapters.as_deref(),
+            files: &LocalFiles,
             root: &root,
             owner: &global.owner,
-            experimental_gpu_pv: args.experimental_gpu_pv,
+            host: HostValues::default(),
         };
         match plan(&input) {
             Ok(plan) => plans.push(plan),

@@ -543,12 +543,22 @@ impl GuestPeer {
             .filter(|p| p.container_id == *id && !p.has_exited())
             .map(|p| json!({"ProcessId": p.pid}))
             .collect();
-        Ok(json!({"Properties": JsonString(json!({
+        let mut properties = json!({
             "Id": id,
             "SystemType": "Container",
             "State": state,
             "ProcessList": processes,
-        }))}))
+        });
+        let asked = |kind: &str| {
+            request.query.0["PropertyTypes"]
+                .as_array()
+                .is_some_and(|types| types.iter().any(|t| t == kind))
+        };
+        if asked("SystemGUID") {
+            properties["SystemGUID"] =
+                json!(crate::transport::container_system_guid(id).to_string());
+        }
+        Ok(json!({"Properties": JsonString(properties)}))
     }
 
     /// Checks a guest modify the way the inbox agent does: unknown fields are refused with

@@ -74,7 +74,11 @@ pub(crate) async fn spawn(
             Stdio::null()
         })
         .kill_on_drop(true);
-    if let Some(dir) = &parameters.working_directory {
+    if let Some(dir) = parameters
+        .working_directory
+        .as_deref()
+        .filter(|dir| !is_container_drive_path(dir))
+    {
         command.current_dir(dir);
     }
     let mut child = command
@@ -223,4 +227,13 @@ impl GuestProcess {
         self.terminate();
         Ok(())
     }
+}
+
+/// A path on the container's own drive (`C:\`, `C:\app`) that this machine does not have:
+/// off Windows the peer has no container drive, so such a process starts where the peer
+/// runs, as it would start in the container's root.
+fn is_container_drive_path(dir: &str) -> bool {
+    let bytes = dir.as_bytes();
+    let drive = bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':';
+    drive && !std::path::Path::new(dir).is_dir()
 }

@@ -7,6 +7,8 @@
 
 mod accept;
 #[cfg(windows)]
+pub mod address_info;
+#[cfg(windows)]
 mod hvsock;
 
 use std::io;
@@ -20,6 +22,21 @@ use uuid::Uuid;
 
 /// The WCOW guest agent dials this service to reach the host.
 pub const GCS_SERVICE_ID: Uuid = Uuid::from_u128(0xacef_5661_84a1_4e44_856b_6245_e69f_4620);
+/// The namespace of the GUIDs a hosted container is known by to hvsock.
+const CONTAINER_SYSTEM_GUID_NAMESPACE: Uuid =
+    Uuid::from_u128(0xcab7_0344_facb_41e4_b5e5_ab65_9228_3e6e);
+
+/// The `SystemGUID` a Windows guest gives a hosted container: a v5 UUID of the
+/// UTF-16LE upper-cased container id (hcsshim's `hvsocketaddr` tool computes the same).
+pub fn container_system_guid(container_id: &str) -> Uuid {
+    let name: Vec<u8> = container_id
+        .to_uppercase()
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    Uuid::new_v5(&CONTAINER_SYSTEM_GUID_NAMESPACE, &name)
+}
+
 /// The first stdio relay port; each pipe of each process takes the next one.
 pub const FIRST_STDIO_PORT: u32 = 0x4000_0001;
 /// Port 0x40000000, the Linux guest agent's, is the base of the vsock-port template.
@@ -185,6 +202,14 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
+
+    #[test]
+    fn a_hosted_containers_system_guid_is_named_after_its_upper_cased_id() {
+        // Computed apart (Python's SHA-1 over the namespace and UTF-16LE "WEB-1").
+        let expected = Uuid::parse_str("b3e6b046-a832-5aff-9739-21ac8d299f00").unwrap();
+        assert_eq!(container_system_guid("web-1"), expected);
+        assert_eq!(container_system_guid("WEB-1"), expected);
+    }
 
     #[test]
     fn vsock_service_ids_follow_the_template() {

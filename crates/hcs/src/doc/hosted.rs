@@ -1,42 +1,42 @@
 use pane_spec::Resources;
 use uuid::Uuid;
 
-use super::process::non_empty;
-use super::resources::{container_memory, uvm_processor_count};
-use super::{LayerRef, netbios_name, networking, storage};
-use crate::schema::{Container, GuestOs, HostedSystem, MappedDirectory, SchemaVersion};
+use super::resources::{container_memory, hosted_processor};
+use super::{LayerRef, guest_os, networking, non_empty, stop_timeout_registry, storage};
+use crate::schema::{Container, HostedSystem, MappedDirectory, MappedPipe, SchemaVersion};
 
 /// What the hosted container document (sent to the guest with `Create`) is built from.
 #[derive(Debug, Clone)]
 pub struct HostedContainerInput<'a> {
-    pub hostname: &'a str,
+    /// The spec's host name; the guest picks one when it gives none.
+    pub hostname: Option<&'a str>,
     /// Read-only layers as the guest sees them (VSMB share paths), topmost first.
     pub layers: &'a [LayerRef],
     /// Where the guest mounted the container scratch disk (`c:\mounts\scsi\m0`).
     pub scratch_path: &'a str,
     pub resources: &'a Resources,
+    /// The utility VM's processors, which the container's limits are measured against.
+    pub vm_processors: u32,
     pub network_namespace: Option<Uuid>,
     /// Mounts with their sources already translated to VSMB guest paths.
     pub mounts: &'a [MappedDirectory],
+    /// Host pipes mapped into the VM, as the guest reaches them (`…\IPC$\<name>`).
+    pub pipes: &'a [MappedPipe],
 }
 
-/// The `HostedSystem` document: a container inside the utility VM. It carries only fields
-/// the Windows Server 2022 inbox guest agent accepts.
+/// The `HostedSystem` document: a container inside the utility VM, with the fields hcsshim
+/// gives a hosted container (`hcsoci/hcsdoc_wcow.go`), `RegistryChanges` included: the
+/// inbox guest agent accepts it, and without it services get 5 s to stop.
 pub fn hosted_container(input: &HostedContainerInput<'_>) -> HostedSystem {
     let container = Container {
-        guest_os: Some(GuestOs {
-            host_name: Some(netbios_name(input.hostname)),
-        }),
+        guest_os: guest_os(input.hostname),
         storage: Some(storage(input.layers, input.scratch_path)),
         mapped_directories: non_empty(input.mounts.to_vec()),
+        mapped_pipes: non_empty(input.pipes.to_vec()),
         memory: container_memory(input.resources.memory),
-        // Inside its own VM the container may use all of the VM's processors; a count keeps
-        // the limit meaningful without a host-relative percentage.
-        processor: input.resources.cpu.map(|cpu| crate::schema::Processor {
-            count: Some(uvm_processor_count(Some(cpu))),
-            ..crate::schema::Processor::default()
-        }),
+        processor: hosted_processor(input.resources.cpu, input.vm_processors),
         networking: networking(input.network_namespace),
+        registry_changes: Some(stop_timeout_registry()),
         ..Container::default()
     };
     HostedSystem {

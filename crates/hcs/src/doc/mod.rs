@@ -4,18 +4,34 @@
 //! unless a comment on the field says why pane differs.
 
 mod hosted;
-mod hostname;
 mod process;
 mod resources;
 mod utility_vm;
+mod vm_shares;
 
-use crate::schema::{Layer, Networking, Storage};
+use crate::schema::{
+    GuestOs, Layer, Networking, RegistryChanges, RegistryKey, RegistryValue, Storage,
+};
 
 pub use hosted::{HostedContainerInput, hosted_container};
-pub use hostname::netbios_name;
 pub use process::{ProcessContainerInput, process_container};
-pub use resources::{container_memory, container_processor, uvm_memory_mb, uvm_processor_count};
-pub use utility_vm::{UtilityVmInput, gpu_partition_request, read_only_share_options, utility_vm};
+pub use resources::{
+    CpuClamp, Fitted, container_memory, container_processor, hosted_processor, uvm_memory_mb,
+    uvm_processor,
+};
+pub use utility_vm::{UtilityVmInput, read_only_share_options, utility_vm};
+pub use vm_shares::{
+    SharePurpose, SourceKind, VSMB_GUEST_ROOT, VmMount, VmRequest, VmShares, vsmb_guest_path,
+};
+
+/// Where a named pipe's path starts, on the host and in a container.
+pub const PIPE_PREFIX: &str = r"\\.\pipe\";
+
+/// Whether `path` names a named pipe (`\\.\pipe\NAME`) rather than a file or folder.
+pub fn is_pipe(path: &str) -> bool {
+    path.get(..PIPE_PREFIX.len())
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(PIPE_PREFIX))
+}
 
 /// `GUID_DEVINTERFACE_DISPLAY_ADAPTER`: assigning this interface class gives a process-isolated
 /// container the host's GPUs for DirectX (what `docker run --device class/…` does).
@@ -64,6 +80,38 @@ fn networking(namespace: Option<uuid::Uuid>) -> Option<Networking> {
         namespace: Some(namespace.to_string()),
         ..Networking::default()
     })
+}
+
+/// The host name is set only when the spec gives one (validated there), and then as given,
+/// as hcsshim does; otherwise Windows names the container itself.
+fn guest_os(hostname: Option<&str>) -> Option<GuestOs> {
+    hostname.map(|name| GuestOs {
+        host_name: Some(name.to_owned()),
+    })
+}
+
+/// hcsshim raises the service stop timeout in every container, process-isolated or hosted,
+/// so a graceful stop lets Windows services (servercore's) take pane's stop timeout instead
+/// of the default 5 seconds.
+fn stop_timeout_registry() -> RegistryChanges {
+    RegistryChanges {
+        add_values: Some(vec![RegistryValue {
+            key: RegistryKey {
+                hive: "System".to_owned(),
+                name: r"ControlSet001\Control".to_owned(),
+                is_volatile: None,
+            },
+            name: "WaitToKillServiceTimeout".to_owned(),
+            kind: "String".to_owned(),
+            string_value: Some(i32::MAX.to_string()),
+            ..RegistryValue::default()
+        }]),
+        delete_keys: None,
+    }
+}
+
+fn non_empty<T>(items: Vec<T>) -> Option<Vec<T>> {
+    (!items.is_empty()).then_some(items)
 }
 
 /// The owner tag pane writes when none is configured; a daemon's name replaces it.

@@ -2,28 +2,28 @@ use pane_spec::{Mount, Resources};
 use uuid::Uuid;
 
 use super::resources::{container_memory, container_processor};
-use super::{DISPLAY_ADAPTER_CLASS_GUID, LayerRef, netbios_name, networking, storage};
-use crate::schema::{
-    ComputeSystem, Container, Device, GuestOs, MappedDirectory, MappedPipe, RegistryChanges,
-    RegistryKey, RegistryValue, SchemaVersion,
+use super::{
+    DISPLAY_ADAPTER_CLASS_GUID, LayerRef, PIPE_PREFIX, guest_os, is_pipe, networking, non_empty,
+    stop_timeout_registry, storage,
 };
-
-const PIPE_PREFIX: &str = r"\\.\pipe\";
+use crate::schema::{ComputeSystem, Container, Device, MappedDirectory, MappedPipe, SchemaVersion};
 
 /// What a process-isolated container document is built from.
 #[derive(Debug, Clone)]
 pub struct ProcessContainerInput<'a> {
     pub owner: &'a str,
-    /// The spec's host name, or the container id; cleaned to a NetBIOS name.
-    pub hostname: &'a str,
+    /// The spec's host name; HCS picks one when it gives none.
+    pub hostname: Option<&'a str>,
     /// Read-only layers, topmost first, as HCS expects.
     pub layers: &'a [LayerRef],
     /// The activated scratch layer's volume, `\\?\Volume{…}\`.
     pub scratch_volume: &'a str,
     pub resources: &'a Resources,
-    /// Logical processors on the host, for fractional CPU limits.
+    /// Logical processors on the host, in all processor groups.
     pub host_processors: u32,
     pub network_namespace: Option<Uuid>,
+    /// The spec's mounts, their file and folder sources already resolved through links:
+    /// HCS mis-resolves a mapped file whose path holds a link, so hcsshim resolves them.
     pub mounts: &'a [Mount],
     /// Assign the host's display adapters (DirectX) to the container.
     pub gpu: bool,
@@ -31,14 +31,10 @@ pub struct ProcessContainerInput<'a> {
 
 /// The `HcsCreateComputeSystem` document for a process-isolated container.
 pub fn process_container(input: &ProcessContainerInput<'_>) -> ComputeSystem {
-    let (pipes, directories): (Vec<&Mount>, Vec<&Mount>) = input
-        .mounts
-        .iter()
-        .partition(|m| m.source.to_ascii_lowercase().starts_with(PIPE_PREFIX));
+    let (pipes, directories): (Vec<&Mount>, Vec<&Mount>) =
+        input.mounts.iter().partition(|m| is_pipe(&m.source));
     let container = Container {
-        guest_os: Some(GuestOs {
-            host_name: Some(netbios_name(input.hostname)),
-        }),
+        guest_os: guest_os(input.hostname),
         storage: Some(storage(input.layers, input.scratch_volume)),
         mapped_directories: non_empty(
             directories
@@ -66,12 +62,9 @@ pub fn process_container(input: &ProcessContainerInput<'_>) -> ComputeSystem {
                 .collect(),
         ),
         memory: container_memory(input.resources.memory),
-        processor: container_processor(input.resources.cpu, input.host_processors),
+        processor: container_processor(input.resources.cpu, input.host_processors).value,
         networking: networking(input.network_namespace),
-        registry_changes: Some(RegistryChanges {
-            add_values: Some(vec![wait_to_kill_service_timeout()]),
-            delete_keys: None,
-        }),
+        registry_changes: Some(stop_timeout_registry()),
         assigned_devices: input.gpu.then(|| {
             // Process isolation can only assign the whole interface class: the container sees
             // every display adapter of the host, whichever the GPU selection picked.
@@ -91,24 +84,4 @@ pub fn process_container(input: &ProcessContainerInput<'_>) -> ComputeSystem {
         // outlive the `pane` process that created them and are adopted after a restart.
         ..ComputeSystem::default()
     }
-}
-
-/// hcsshim always raises the service stop timeout so Windows services in the container are
-/// not killed mid-shutdown.
-fn wait_to_kill_service_timeout() -> RegistryValue {
-    RegistryValue {
-        key: RegistryKey {
-            hive: "System".to_owned(),
-            name: r"ControlSet001\Control".to_owned(),
-            is_volatile: None,
-        },
-        name: "WaitToKillServiceTimeout".to_owned(),
-        kind: "String".to_owned(),
-        string_value: Some(i32::MAX.to_string()),
-        ..RegistryValue::default()
-    }
-}
-
-pub(super) fn non_empty<T>(items: Vec<T>) -> Option<Vec<T>> {
-    (!items.is_empty()).then_some(items)
 }

@@ -3,12 +3,11 @@ use std::collections::BTreeMap;
 use pane_spec::Resources;
 
 use super::SCSI_CONTROLLERS;
-use super::resources::{uvm_memory_mb, uvm_processor_count};
+use super::resources::{uvm_memory_mb, uvm_processor};
 use crate::schema::{
-    Attachment, Chipset, ComPort, ComputeSystem, ComputeTopology, Devices, GpuConfiguration,
-    HvSocket2, HvSocketServiceConfig, HvSocketSystemConfig, ModifySettingRequest, RegistryChanges,
-    RegistryKey, RegistryValue, SchemaVersion, Scsi, Uefi, UefiBootEntry, VirtualMachine,
-    VirtualMachineMemory, VirtualMachineProcessor, VirtualSmb, VirtualSmbShare,
+    Attachment, Chipset, ComputeSystem, ComputeTopology, Devices, HvSocket2, HvSocketServiceConfig,
+    HvSocketSystemConfig, RegistryChanges, RegistryKey, RegistryValue, SchemaVersion, Scsi, Uefi,
+    UefiBootEntry, VirtualMachine, VirtualMachineMemory, VirtualSmb, VirtualSmbShare,
     VirtualSmbShareOptions,
 };
 
@@ -28,8 +27,8 @@ pub struct UtilityVmInput<'a> {
     /// The VM's own scratch disk (a copy of the base layer's `SystemTemplate.vhdx`).
     pub scratch_vhdx: &'a str,
     pub resources: &'a Resources,
-    /// COM1 as a named pipe, for a debugger or console log.
-    pub com1_pipe: Option<&'a str>,
+    /// Logical processors on the host, in all processor groups: the VM gets no more.
+    pub host_processors: u32,
 }
 
 /// The `HcsCreateComputeSystem` document for a Windows utility VM booted over VSMB.
@@ -53,15 +52,8 @@ pub fn utility_vm(input: &UtilityVmInput<'_>) -> ComputeSystem {
         ..Attachment::default()
     };
     let devices = Devices {
-        com_ports: input.com1_pipe.map(|pipe| {
-            BTreeMap::from([(
-                "0".to_owned(),
-                ComPort {
-                    named_pipe: Some(pipe.to_owned()),
-                    optimize_for_debugger: None,
-                },
-            )])
-        }),
+        // hcsshim connects COM1 only for a debugger or console log; pane offers neither.
+        com_ports: None,
         // Boot depends on the VM scratch being controller 0, LUN 0.
         scsi: Some(BTreeMap::from([(
             SCSI_CONTROLLERS[0].to_owned(),
@@ -108,10 +100,7 @@ pub fn utility_vm(input: &UtilityVmInput<'_>) -> ComputeSystem {
                 enable_hot_hint: Some(true),
                 ..VirtualMachineMemory::default()
             }),
-            processor: Some(VirtualMachineProcessor {
-                count: Some(uvm_processor_count(input.resources.cpu)),
-                ..VirtualMachineProcessor::default()
-            }),
+            processor: Some(uvm_processor(input.resources.cpu, input.host_processors).value),
         }),
         devices: Some(devices),
         registry_changes: Some(RegistryChanges {
@@ -146,33 +135,5 @@ pub fn read_only_share_options() -> VirtualSmbShareOptions {
         cache_io: Some(true),
         pseudo_oplocks: Some(true),
         ..VirtualSmbShareOptions::default()
-    }
-}
-
-/// Experimental Hyper-V GPU partitioning: the documented modify request, keyed by each
-/// adapter's device-interface path, any partition. Never sent unless the user opts in.
-pub fn gpu_partition_request(device_interface_paths: &[String]) -> ModifySettingRequest {
-    let configuration = GpuConfiguration {
-        assignment_mode: Some(
-            if device_interface_paths.is_empty() {
-                "Default"
-            } else {
-                "List"
-            }
-            .to_owned(),
-        ),
-        assignment_request: (!device_interface_paths.is_empty()).then(|| {
-            device_interface_paths
-                .iter()
-                .map(|p| (p.clone(), 0xFFFF))
-                .collect()
-        }),
-        allow_vendor_extension: Some(true),
-    };
-    ModifySettingRequest {
-        resource_path: Some("VirtualMachine/ComputeTopology/Gpu".to_owned()),
-        request_type: Some("Update".to_owned()),
-        settings: serde_json::to_value(configuration).ok(),
-        guest_request: None,
     }
 }

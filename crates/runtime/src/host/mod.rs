@@ -83,6 +83,31 @@ pub fn gpu_adapters() -> Option<Result<Vec<crate::gpu::GpuAdapter>, String>> {
     }
 }
 
+/// Logical processors on this host across all processor groups (hcsshim's
+/// `processorinfo.ProcessorCount`); elsewhere what the standard library sees.
+///
+/// hcsshim clamps a utility VM against HCS's processor topology instead, which also
+/// counts the processors a "minroot" host keeps from its own partition; pane has no binding
+/// for that query yet and clamps both containers and VMs against this count, so on such a
+/// host a VM may get fewer processors than hcsshim would give it.
+pub fn processor_count() -> u32 {
+    #[cfg(windows)]
+    if let Some(count) = windows::processor_count() {
+        return count;
+    }
+    std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+}
+
+/// The zone this host keeps its clock in, which utility VMs inherit; UTC where it cannot be
+/// read (and off Windows, where no utility VM runs).
+pub fn time_zone() -> pane_gcs::messages::TimeZoneInformation {
+    #[cfg(windows)]
+    if let Some(zone) = windows::time_zone() {
+        return zone;
+    }
+    pane_gcs::messages::TimeZoneInformation::utc()
+}
+
 // serde's `serialize_with` hands the field by reference, so the signature is fixed.
 #[allow(clippy::ref_option)]
 fn opt_display<S: serde::Serializer, T: fmt::Display>(

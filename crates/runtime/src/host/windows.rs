@@ -144,3 +144,49 @@ pub fn gpu_adapters() -> Result<Vec<crate::gpu::GpuAdapter>, String> {
     }
     Ok(adapters)
 }
+
+/// Logical processors in every processor group: `available_parallelism` sees only this
+/// process's group (at most 64), and hcsshim counts them all.
+pub fn processor_count() -> Option<u32> {
+    use windows::Win32::System::Threading::{ALL_PROCESSOR_GROUPS, GetActiveProcessorCount};
+    // SAFETY: takes a group number by value and touches no memory of ours.
+    let count = unsafe { GetActiveProcessorCount(ALL_PROCESSOR_GROUPS) };
+    (count > 0).then_some(count)
+}
+
+/// The host's time zone as `GetTimeZoneInformation` reports it (hcsshim's `getTimezone`).
+pub fn time_zone() -> Option<pane_gcs::messages::TimeZoneInformation> {
+    use pane_gcs::messages::{SystemTime, TimeZoneInformation};
+    use windows::Win32::Foundation::SYSTEMTIME;
+    use windows::Win32::System::Time::{
+        GetTimeZoneInformation, TIME_ZONE_ID_INVALID, TIME_ZONE_INFORMATION,
+    };
+    let mut zone = TIME_ZONE_INFORMATION::default();
+    // SAFETY: `zone` is a writable TIME_ZONE_INFORMATION the call fills in.
+    if unsafe { GetTimeZoneInformation(&raw mut zone) } == TIME_ZONE_ID_INVALID {
+        return None;
+    }
+    let name = |wide: &[u16]| {
+        let end = wide.iter().position(|&c| c == 0).unwrap_or(wide.len());
+        String::from_utf16_lossy(&wide[..end])
+    };
+    let date = |t: SYSTEMTIME| SystemTime {
+        year: t.wYear,
+        month: t.wMonth,
+        day_of_week: t.wDayOfWeek,
+        day: t.wDay,
+        hour: t.wHour,
+        minute: t.wMinute,
+        second: t.wSecond,
+        milliseconds: t.wMilliseconds,
+    };
+    Some(TimeZoneInformation {
+        bias: zone.Bias,
+        standard_name: name(&zone.StandardName),
+        standard_date: Some(date(zone.StandardDate)),
+        standard_bias: zone.StandardBias,
+        daylight_name: name(&zone.DaylightName),
+        daylight_date: Some(date(zone.DaylightDate)),
+        daylight_bias: zone.DaylightBias,
+    })
+}

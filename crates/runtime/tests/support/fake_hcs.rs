@@ -119,6 +119,16 @@ struct State {
     signals: Vec<(u32, Option<String>)>,
     granted: Vec<std::path::PathBuf>,
     exit_order: ExitOrder,
+    /// Every document handed over by create and modify, in order.
+    documents: Vec<SentDocument>,
+}
+
+/// A document a create or modify handed to HCS, as the JSON HCS would parse.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentDocument {
+    pub call: &'static str,
+    pub id: String,
+    pub document: serde_json::Value,
 }
 
 #[derive(Default)]
@@ -154,6 +164,11 @@ impl FakeHcs {
             hresult,
             remaining: Some(1),
         });
+    }
+
+    /// The documents handed to create and modify so far, oldest first.
+    pub fn sent_documents(&self) -> Vec<SentDocument> {
+        self.lock().documents.clone()
     }
 
     /// Calls made so far, as `Call id`.
@@ -309,6 +324,11 @@ fn system<'a>(
 impl Compute for FakeHcs {
     async fn create(&self, id: &str, document: &ComputeSystem) -> Result<(), HostError> {
         let mut state = self.enter("HcsCreateComputeSystem", id)?;
+        state.documents.push(SentDocument {
+            call: "HcsCreateComputeSystem",
+            id: id.to_owned(),
+            document: serde_json::to_value(document).unwrap(),
+        });
         if state.systems.contains_key(id) {
             return Err(HostError::new(
                 "HcsCreateComputeSystem",
@@ -433,8 +453,13 @@ impl Compute for FakeHcs {
         })
     }
 
-    async fn modify(&self, id: &str, _request: &ModifySettingRequest) -> Result<(), HostError> {
+    async fn modify(&self, id: &str, request: &ModifySettingRequest) -> Result<(), HostError> {
         let mut state = self.enter("HcsModifyComputeSystem", id)?;
+        state.documents.push(SentDocument {
+            call: "HcsModifyComputeSystem",
+            id: id.to_owned(),
+            document: serde_json::to_value(request).unwrap(),
+        });
         let system = system(&mut state, "HcsModifyComputeSystem", id)?;
         if system.state != SystemState::Running {
             return Err(HostError::new(

@@ -23,6 +23,8 @@ struct State {
     networks: BTreeMap<String, ([u8; 3], u8)>,
     namespaces: BTreeSet<Uuid>,
     endpoints: BTreeMap<Uuid, (String, Uuid, Vec<PublishedPort>)>,
+    /// The MAC address HCN gave each endpoint it created.
+    macs: BTreeMap<Uuid, String>,
     faults: Vec<(&'static str, u32)>,
 }
 
@@ -53,6 +55,11 @@ impl FakeNetwork {
     /// The next `call` fails with `hresult`.
     pub fn fail_once(&self, call: &'static str, hresult: u32) {
         self.state.lock().unwrap().faults.push((call, hresult));
+    }
+
+    /// The MAC address endpoint `id` was given, if it was created.
+    pub fn mac_of(&self, id: Uuid) -> Option<String> {
+        self.state.lock().unwrap().macs.get(&id).cloned()
     }
 
     /// The ports published through endpoint `id`.
@@ -152,6 +159,7 @@ impl Network for FakeNetwork {
             .endpoints
             .insert(id, (network.to_owned(), namespace, ports.to_vec()));
         let mac = format!("00-15-5D-00-00-{:02X}", ip.octets()[3]);
+        state.macs.insert(id, mac.clone());
         Ok(Endpoint {
             id,
             network: network.to_owned(),

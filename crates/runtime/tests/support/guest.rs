@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use pane_gcs::transport::{GCS_SERVICE_ID, Listener};
 use pane_gcs::{GuestPeer, PeerConfig, Rpc, Transport};
-use pane_runtime::backend::{Compute, ComputeEvent, GuestConnector};
+use pane_runtime::backend::{AddressRedirect, Compute, ComputeEvent, GuestConnector};
 use uuid::Uuid;
 
 use super::fake_hcs::FakeHcs;
@@ -21,6 +21,8 @@ pub struct PeerGuests {
     /// Faults every new guest starts with, as `(rpc, hresult)`.
     faults: Mutex<Vec<(Rpc, i32)>>,
     peers: Mutex<Vec<GuestPeer>>,
+    /// hvsock routes from hosted containers' system GUIDs to VMs' runtime ids.
+    routes: Arc<Mutex<Vec<(Uuid, Uuid)>>>,
 }
 
 impl PeerGuests {
@@ -30,12 +32,18 @@ impl PeerGuests {
             hcs,
             faults: Mutex::default(),
             peers: Mutex::default(),
+            routes: Arc::default(),
         }
     }
 
     /// The next guest to boot answers `rpc` with `hresult` once.
     pub fn fail_once(&self, rpc: Rpc, hresult: i32) {
         self.faults.lock().unwrap().push((rpc, hresult));
+    }
+
+    /// The hvsock routes in place, as `(container SystemGUID, VM RuntimeId)`.
+    pub fn routes(&self) -> Vec<(Uuid, Uuid)> {
+        self.routes.lock().unwrap().clone()
     }
 
     /// The guests booted so far, oldest first.
@@ -88,5 +96,30 @@ impl GuestConnector for PeerGuests {
 
     fn relay(&self, vm: Uuid) -> Transport {
         self.transport(vm)
+    }
+
+    async fn redirect_container(
+        &self,
+        container: Uuid,
+        vm: Uuid,
+    ) -> std::io::Result<AddressRedirect> {
+        let routes = Arc::clone(&self.routes);
+        routes.lock().unwrap().push((container, vm));
+        Ok(AddressRedirect::new(Route { routes, container }))
+    }
+}
+
+/// A route in the host's hvsock address table; dropped, it is taken out.
+struct Route {
+    routes: Arc<Mutex<Vec<(Uuid, Uuid)>>>,
+    container: Uuid,
+}
+
+impl Drop for Route {
+    fn drop(&mut self) {
+        self.routes
+            .lock()
+            .unwrap()
+            .retain(|(container, _)| *container != self.container);
     }
 }

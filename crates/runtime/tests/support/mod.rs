@@ -1,4 +1,5 @@
 //! Test support shared by the runtime tests and benchmarks.
+pub mod fake_files;
 pub mod fake_hcs;
 pub mod fake_layers;
 pub mod fake_network;
