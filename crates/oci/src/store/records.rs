@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::file_lock::FileLock;
+use super::file_lock::{FileLock, SharedLock};
 use super::{ContentStore, StoreError, io_error};
 
 /// One image the store knows by name.
@@ -109,7 +109,7 @@ impl ContentStore {
     }
 
     pub fn image(&self, reference: &str) -> Result<ImageRecord, StoreError> {
-        self.load_records()?
+        self.read_records()?
             .images
             .remove(reference)
             .ok_or_else(|| StoreError::NoSuchImage {
@@ -118,7 +118,19 @@ impl ContentStore {
     }
 
     pub fn images(&self) -> Result<Vec<ImageRecord>, StoreError> {
-        Ok(self.load_records()?.images.into_values().collect())
+        Ok(self.read_records()?.images.into_values().collect())
+    }
+
+    /// The records, read under `images.lock` shared. Without it, a reader holding
+    /// `images.json` open made a writer's rename over it fail with access denied where
+    /// Windows replaces a file by `MoveFileExW` (seen under wine: 1 in 14 runs of forty
+    /// concurrent `pane tag`). Not for callers holding [`ContentStore::lock_records`]: the
+    /// shared lock would wait for their own exclusive one.
+    fn read_records(&self) -> Result<Records, StoreError> {
+        let path = self.root.join("images.lock");
+        let _shared = SharedLock::acquire_blocking(&path)
+            .map_err(io_error("reading image records", &path))?;
+        self.load_records()
     }
 
     /// Names `target` as another reference to `source`'s image.

@@ -14,7 +14,7 @@ use std::path::Path;
 use windows::Win32::Foundation::{CloseHandle, HANDLE, HLOCAL, LocalFree};
 use windows::Win32::Security::Authorization::{
     ConvertSecurityDescriptorToStringSecurityDescriptorW,
-    ConvertStringSecurityDescriptorToSecurityDescriptorW, GetNamedSecurityInfoW, SDDL_REVISION_1,
+    ConvertStringSecurityDescriptorToSecurityDescriptorW, GetSecurityInfo, SDDL_REVISION_1,
     SE_FILE_OBJECT, SetNamedSecurityInfoW,
 };
 use windows::Win32::Security::{
@@ -135,23 +135,41 @@ struct PathSecurity {
     owner: PSID,
 }
 
+/// Reads through a handle of its own, opened to share read, write and delete, not by name:
+/// with `GetNamedSecurityInfoW`, a check of the store while another pane process renamed a
+/// file over `images.json` made that rename fail with access denied (under wine, 1 in 12
+/// runs of forty concurrent `pane tag`); how the by-name call opens the file is not
+/// documented, so pane does not depend on it. The handle also opens a link itself, never
+/// what it points to.
 fn read_security(path: &Path) -> Result<PathSecurity, String> {
+    use std::os::windows::fs::OpenOptionsExt as _;
+    use std::os::windows::io::AsRawHandle as _;
+    /// `READ_CONTROL`: the security descriptor, nothing of the content.
+    const READ_CONTROL: u32 = 0x0002_0000;
+    /// Directories open only with backup semantics; links are opened themselves.
+    const FLAGS: u32 = 0x0200_0000 | 0x0020_0000;
+    // std's share mode is read, write and delete: nobody else's rename or delete waits.
+    let file = std::fs::OpenOptions::new()
+        .access_mode(READ_CONTROL)
+        .custom_flags(FLAGS)
+        .open(path)
+        .map_err(|e| format!("its security cannot be read: {e}"))?;
     let mut owner = PSID::default();
     let mut dacl: *mut ACL = std::ptr::null_mut();
     let mut current = PSECURITY_DESCRIPTOR::default();
-    // SAFETY: the path is a NUL-terminated copy that outlives the call; the out-pointers
-    // are valid locals, and `owner` points into the descriptor, which the returned value
-    // owns (and frees) together with it.
+    // SAFETY: the handle is open (`file` outlives the call); the out-pointers are valid
+    // locals, and `owner` points into the descriptor, which the returned value owns (and
+    // frees) together with it.
     let status = unsafe {
-        GetNamedSecurityInfoW(
-            &HSTRING::from(path),
+        GetSecurityInfo(
+            HANDLE(file.as_raw_handle()),
             SE_FILE_OBJECT,
             OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION,
             Some(&raw mut owner),
             None,
             Some(&raw mut dacl),
             None,
-            &raw mut current,
+            Some(&raw mut current),
         )
     };
     let descriptor = LocalDescriptor(current);
