@@ -2,13 +2,15 @@
 """A registry that misbehaves on purpose, for bench/hostile.sh.
 
 Modes: endless-manifest (a manifest body that never ends), endless-layer (an honest manifest
-whose 10 KiB layer never ends), silent (accepts connections, never answers). Prints its port.
+whose 10 KiB layer never ends), trickle-layer (the layer's declared bytes, one a second, each
+inside any read timeout), silent (accepts connections, never answers). Prints its port.
 """
 import hashlib
 import json
 import socket
 import sys
 import threading
+import time
 
 MODE = sys.argv[1]
 LAYER_SIZE = 10 << 10
@@ -34,6 +36,14 @@ def endless(connection, content_type):
     chunk = b"0" * (64 << 10)
     while True:
         connection.sendall(chunk)
+
+
+def trickle(connection, body):
+    connection.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n"
+                       "Connection: close\r\n\r\n".encode())
+    for byte in body:
+        time.sleep(1)
+        connection.sendall(bytes([byte]))
 
 
 def whole(connection, body, content_type="application/octet-stream"):
@@ -63,6 +73,8 @@ def serve(connection):
                 whole(connection, manifest, "application/vnd.oci.image.manifest.v1+json")
         elif path.endswith(config_digest):
             whole(connection, config)
+        elif path.endswith(layer_digest) and MODE == "trickle-layer":
+            trickle(connection, layer)
         elif path.endswith(layer_digest):
             endless(connection, "application/octet-stream")
         else:

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 pane=${PANE:-target/release/pane}
 timeout_seconds=${TIMEOUT:-10}
-for mode in endless-manifest endless-layer silent; do
+for mode in endless-manifest endless-layer trickle-layer silent; do
     root=$(mktemp -d)
     coproc server { exec python3 -u bench/hostile-registry.py "$mode"; }
     read -r port <&"${server[0]}"
