@@ -91,6 +91,19 @@ impl StaticRegistry {
     }
 }
 
+/// The child's output once it exits; a child still running after five minutes fails the
+/// test (a deadlock between pane processes would otherwise hang CI rather than fail it).
+fn finished(child: Child, what: &str) -> Output {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    receiver
+        .recv_timeout(std::time::Duration::from_secs(300))
+        .unwrap_or_else(|_| panic!("{what} was still running after 300 s"))
+        .unwrap()
+}
+
 fn records(root: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(root.join("content/images.json")).unwrap()).unwrap()
 }
@@ -176,7 +189,7 @@ fn ten_pulls_with_tags_and_removals_racing_them_leave_a_whole_store() {
         children.push((what, pane(root.path(), &args).spawn().unwrap()));
     }
     for (what, child) in children {
-        succeeded(&child.wait_with_output().unwrap(), &what);
+        succeeded(&finished(child, &what), &what);
     }
 
     assert_every_blob_matches_its_name(root.path());
@@ -246,7 +259,7 @@ fn forty_concurrent_tags_are_all_recorded() {
         })
         .collect();
     for child in children {
-        succeeded(&child.wait_with_output().unwrap(), "tag");
+        succeeded(&finished(child, "tag"), "tag");
     }
     let images = records(root.path());
     assert_eq!(images["images"].as_object().unwrap().len(), 41, "{images}");

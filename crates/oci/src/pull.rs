@@ -320,6 +320,17 @@ impl Puller {
                 job.lease.stored(&digest);
             }
         }
+        // A stored blob is read only if it has the size the descriptor declares, under the
+        // document cap: the digest may name any blob already here, a base layer of GiBs too.
+        let declared = manifest.config().size();
+        let stored = self.store.blob_size(&digest)?;
+        if stored != declared || declared > crate::registry::MAX_DOCUMENT_BYTES {
+            return Ok(Err(format!(
+                "config {digest}: the descriptor declares {declared} bytes, the stored blob has \
+                 {stored} (an image config is at most {} bytes)",
+                crate::registry::MAX_DOCUMENT_BYTES
+            )));
+        }
         let bytes = self.store.read_blob(&digest).await?;
         Ok(serde_json::from_slice(&bytes).map_err(|e| format!("config: {e}")))
     }

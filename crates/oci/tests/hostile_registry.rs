@@ -764,3 +764,44 @@ async fn a_pull_in_progress_leases_its_layers_by_diff_id_and_chain_id() {
     drop(held);
     assert!(pull.await.unwrap().is_err(), "the stalled layer times out");
 }
+
+#[tokio::test]
+async fn a_config_descriptor_naming_a_stored_blob_of_another_size_is_refused_unread() {
+    // A first image puts a blob in the store; a second one names that blob as its config,
+    // declaring 2 bytes, as a hostile manifest could name a GiB base layer.
+    let first = Image::new(vec![b'x'; 4096], 4096);
+    let stored = first.layer_digest.clone();
+    let second = first.edited_manifest(|manifest| {
+        manifest["config"]["digest"] = serde_json::json!(stored);
+        manifest["config"]["size"] = serde_json::json!(2);
+    });
+    let registry = Hostile::start({
+        let first = first.clone();
+        move |request: &Request| {
+            if request.path.ends_with("/manifests/v2") {
+                Reply::ok(OCI_MANIFEST, second.clone())
+            } else {
+                first.reply("windows/app", request)
+            }
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    pull(&registry, no_credentials(), dir.path()).await.unwrap();
+    let reference: ImageReference = format!("{}/windows/app:v2", registry.host())
+        .parse()
+        .unwrap();
+    let error = Puller::new(
+        client(no_credentials()),
+        ContentStore::open(dir.path()).unwrap(),
+    )
+    .pull(&reference, &PullOptions::default(), &Quiet)
+    .await
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("declares 2 bytes, the stored blob has 4096"),
+        "{error}"
+    );
+}

@@ -388,13 +388,7 @@ impl ImageService {
         let held = self.content.hold_leases().await.map_err(store_error)?;
         let leased = held.digests();
         let mut live_images: Vec<Vec<String>> = Vec::new();
-        for record in self
-            .content
-            .images()
-            .map_err(store_error)?
-            .iter()
-            .chain(&keep)
-        {
+        for record in held.images().iter().chain(&keep) {
             let facts = self
                 .content
                 .image_facts(record)

@@ -33,13 +33,13 @@ fn prune_layers(
 ) -> Result<Vec<String>, Failure> {
     // Held until the layers are gone: a pull cannot lease more meanwhile, and the layers
     // of pulls in progress are in what it holds.
-    let leases = runtime.block_on(store.hold_leases())?;
+    let held = runtime.block_on(store.hold_leases())?;
     let mut images = Vec::new();
-    for record in store.images()? {
-        let facts = runtime.block_on(store.image_facts(&record))?;
+    for record in held.images() {
+        let facts = runtime.block_on(store.image_facts(record))?;
         images.push(facts.layers.into_iter().map(|l| l.diff_id).collect());
     }
-    Ok(HostLayers::open(root)?.retain(&images, &leases.digests())?)
+    Ok(HostLayers::open(root)?.retain(&images, &held.digests())?)
 }
 
 fn parse_reference(text: &str) -> Result<ImageReference, String> {

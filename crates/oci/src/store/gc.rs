@@ -8,19 +8,30 @@ use serde::Serialize;
 use super::file_lock::FileLock;
 use super::{ContentStore, ImageRecord, Lease, StoreError, io_error};
 
-/// The digests every live lease holds, kept so while this lives: no pull can lease more
-/// until it is dropped. What is derived from blobs (unpacked and imported layers, leased
-/// by diff ID and chain ID) is pruned under it, so a layer a pull has unpacked but not
-/// yet recorded is not taken from under it.
+/// The image records and the digests every live lease holds, kept so while this lives: no
+/// record changes and no pull can lease more until it is dropped. What is derived from
+/// blobs (unpacked and imported layers, leased by diff ID and chain ID) is pruned under it,
+/// so a layer a pull has unpacked but not yet recorded is not taken from under it.
+///
+/// It holds `images.lock`, then `gc.lock`, the order prune and release take them in: the
+/// other order deadlocked against a concurrent `rmi`.
 #[derive(Debug)]
-pub struct HeldLeases {
-    _exclusive: FileLock,
+pub struct HeldLeases<'a> {
+    _leases: FileLock,
+    _records: super::records::RecordsGuard<'a>,
     digests: BTreeSet<String>,
+    images: Vec<ImageRecord>,
 }
 
-impl HeldLeases {
+impl HeldLeases<'_> {
     pub fn digests(&self) -> Vec<String> {
         self.digests.iter().cloned().collect()
+    }
+
+    /// The image records, as they stay while this is held. (`ContentStore::images` would
+    /// wait for this very lock.)
+    pub fn images(&self) -> &[ImageRecord] {
+        &self.images
     }
 }
 
@@ -74,14 +85,19 @@ impl ContentStore {
         Ok(pruned)
     }
 
-    /// Holds off new lease entries and gives what the live leases hold (see [`HeldLeases`]).
-    pub async fn hold_leases(&self) -> Result<HeldLeases, StoreError> {
+    /// Holds the records and off new lease entries, and gives what the records and the live
+    /// leases hold (see [`HeldLeases`]).
+    pub async fn hold_leases(&self) -> Result<HeldLeases<'_>, StoreError> {
+        let records = self.lock_records().await?;
         let dir = self.root.join("leases");
-        let exclusive = Lease::exclude_new(&dir).await?;
+        let leases = Lease::exclude_new(&dir).await?;
         let digests = Lease::live_digests(&dir, None)?;
+        let images = self.load_records()?.images.into_values().collect();
         Ok(HeldLeases {
-            _exclusive: exclusive,
+            _leases: leases,
+            _records: records,
             digests,
+            images,
         })
     }
 

@@ -144,6 +144,14 @@ impl ContentStore {
         self.blob_path(digest).is_ok_and(|p| p.is_file())
     }
 
+    /// The length of a stored blob.
+    pub fn blob_size(&self, digest: &str) -> Result<u64, StoreError> {
+        let path = self.blob_path(digest)?;
+        std::fs::metadata(&path)
+            .map(|m| m.len())
+            .map_err(io_error("reading a blob", &path))
+    }
+
     pub async fn read_blob(&self, digest: &str) -> Result<Vec<u8>, StoreError> {
         let path = self.blob_path(digest)?;
         tokio::fs::read(&path)
@@ -545,6 +553,33 @@ mod tests {
         );
         assert!(store.has_blob(&before));
         assert!(!store.has_blob(&fresh));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_layer_prune_holding_the_leases_and_a_racing_prune_both_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        // Another handle stands for another process: no in-process lock is shared.
+        let other = ContentStore::open(dir.path()).unwrap();
+        store
+            .add_image(record("a:1", b"m", b"c", &[]))
+            .await
+            .unwrap();
+        let held = store.hold_leases().await.unwrap();
+        let racing = tokio::spawn(async move { other.prune().await.map(|p| p.blobs.len()) });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        // What a layer prune reads while it holds the leases; taking `images.lock` here,
+        // after `gc.lock`, deadlocked against the prune waiting for `gc.lock` with
+        // `images.lock` held.
+        assert_eq!(held.images().len(), 1);
+        assert!(!racing.is_finished(), "prune waits for the held leases");
+        drop(held);
+        let pruned = tokio::time::timeout(std::time::Duration::from_secs(30), racing)
+            .await
+            .expect("the racing prune finishes once the leases are let go")
+            .unwrap()
+            .unwrap();
+        assert_eq!(pruned, 0, "the recorded image's blobs are kept");
     }
 
     #[tokio::test]

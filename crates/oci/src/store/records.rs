@@ -41,6 +41,7 @@ pub(super) struct Records {
 }
 
 /// Held while the image records are read, changed and written back.
+#[derive(Debug)]
 pub(super) struct RecordsGuard<'a> {
     _local: tokio::sync::MutexGuard<'a, ()>,
     _file: FileLock,
