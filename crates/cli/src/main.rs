@@ -60,8 +60,37 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("pane: {error}");
+            eprintln!("pane: {}", printable(&error.to_string()));
             ExitCode::from(exit::FAILURE)
         }
+    }
+}
+
+/// An error as it may reach a terminal: it can quote what a registry, an image or a layout
+/// sent (an index's platform, a manifest's URL, a digest that does not parse), so control
+/// characters other than line breaks and tabs are shown escaped, never sent raw (an escape
+/// sequence could rewrite the screen or hide the message).
+fn printable(message: &str) -> String {
+    message
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn errors_reach_the_terminal_without_escape_sequences() {
+        let shown = super::printable("bad platform \u{1b}[2Jwindows\r\nnext line\tend");
+        assert_eq!(
+            shown,
+            "bad platform \\u{1b}[2Jwindows\\u{d}\nnext line\tend"
+        );
     }
 }

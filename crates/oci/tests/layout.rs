@@ -316,6 +316,19 @@ async fn save_never_writes_through_a_link_and_merges_into_a_layout() {
     assert!(error.to_string().contains("not a regular file"), "{error}");
     assert_eq!(std::fs::read(&victim).unwrap(), b"host file");
 
+    // A file of another length where a blob goes is refused by its length, unread (a
+    // sparse one of any size would otherwise be hashed to its end).
+    let target = tempfile::tempdir().unwrap();
+    let blobs = target.path().join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let planted =
+        std::fs::File::create(blobs.join(record.config.trim_start_matches("sha256:"))).unwrap();
+    planted.set_len(1 << 40).unwrap();
+    let error = pane_oci::layout::export(&store, &record, target.path())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("1099511627776 bytes"), "{error}");
+
     // Saving into a layout keeps the images already there.
     let merged = copy_of_example();
     pane_oci::layout::export(&store, &record, merged.path())

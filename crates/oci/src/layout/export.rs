@@ -157,6 +157,20 @@ async fn copy_blob(source: &Path, blobs: &TargetDir, digest: &str) -> Result<(),
                     path: target.clone(),
                     problem: "it vanished while pane was writing the layout".to_owned(),
                 })?;
+            // The length first: a (sparse) file of any size placed there must not keep pane
+            // hashing it.
+            let wanted = std::fs::metadata(source)
+                .map(|m| m.len())
+                .map_err(write_error)?;
+            let found = existing.metadata().map(|m| m.len()).map_err(write_error)?;
+            if found != wanted {
+                return Err(LayoutError::Obstructed {
+                    path: target.clone(),
+                    problem: format!(
+                        "it has {found} bytes, not the {wanted} of the blob named {digest}"
+                    ),
+                });
+            }
             let mut existing = std::io::BufReader::new(existing);
             let mut hasher = sha2::Sha256::new();
             loop {

@@ -42,7 +42,15 @@ impl RegistryClient {
         match realm.split_once("://").map(|(scheme, _)| scheme) {
             Some(scheme) if scheme.eq_ignore_ascii_case("https") => Ok(()),
             Some(scheme) if scheme.eq_ignore_ascii_case("http") => {
-                if self.plain_http(registry) {
+                // A registry pane reaches over plain HTTP because it is loopback may send
+                // its token requests over plain HTTP only to loopback too; one marked
+                // insecure by the user may send them anywhere the user accepted.
+                let realm_is_loopback = reqwest::Url::parse(realm).is_ok_and(|url| {
+                    url.host_str()
+                        .is_some_and(|host| super::is_loopback(host.trim_matches(['[', ']'])))
+                });
+                let insecure = self.options.insecure.iter().any(|i| i == registry);
+                if insecure || (super::is_loopback(registry) && realm_is_loopback) {
                     Ok(())
                 } else {
                     Err(RegistryError::InsecureRealm {
@@ -249,5 +257,40 @@ mod tests {
             .await
             .unwrap_err();
         assert!(error.to_string().contains("not an http(s) URL"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_loopback_registry_may_use_a_plain_http_realm_only_on_loopback() {
+        let client = RegistryClient::new(RegistryOptions {
+            credentials: CredentialSource {
+                inline: Some(Credentials::Basic {
+                    username: "bot".into(),
+                    password: "s3cret".into(),
+                }),
+                ..CredentialSource::default()
+            },
+            attempts: 1,
+            ..RegistryOptions::default()
+        })
+        .unwrap();
+        let remote = r#"Bearer realm="http://auth.example.com/token",service="x""#;
+        let error = client
+            .answer_challenge("127.0.0.1:5000", "app", remote)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, RegistryError::InsecureRealm { .. }),
+            "{error}"
+        );
+        // A loopback realm passes the check (and then finds nothing listening on port 9).
+        let local = r#"Bearer realm="http://127.0.0.1:9/token",service="x""#;
+        let error = client
+            .answer_challenge("127.0.0.1:5000", "app", local)
+            .await
+            .unwrap_err();
+        assert!(
+            !matches!(error, RegistryError::InsecureRealm { .. }),
+            "{error}"
+        );
     }
 }

@@ -83,8 +83,9 @@ pub enum RegistryError {
     ForeignChallenge { registry: String, host: String },
     #[error(
         "{registry} sends its token requests to {realm}, over plain HTTP, where credentials \
-         and tokens would travel in the clear; pane refuses that for an HTTPS registry (mark \
-         the registry --insecure-registry only if it is plain HTTP itself)"
+         and tokens would travel in the clear; pane refuses that unless the realm is as local \
+         as the registry (mark the registry --insecure-registry only if it is plain HTTP \
+         itself and you accept that)"
     )]
     InsecureRealm { registry: String, realm: String },
     #[error(
