@@ -494,6 +494,34 @@ impl Puller {
                 url: url.clone(),
             });
         }
+        let resumes = self
+            .store
+            .partial_path(digest)
+            .ok()
+            .and_then(|partial| std::fs::metadata(partial).ok())
+            .is_some_and(|m| m.len() > 0);
+        match self.download(job, layer, target).await {
+            // The partial may have come from another registry, one that sent the wrong
+            // bytes on purpose and dropped the connection: a resumed download that fails
+            // its digest is fetched once more from its first byte (the failed check has
+            // deleted the partial), so such a partial cannot fail every later pull.
+            Err(PullError::Store(StoreError::Mismatch { problem, .. })) if resumes => {
+                tracing::warn!(%digest, %problem, "a resumed download failed verification; downloading it again from the start");
+                self.download(job, layer, None).await
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// Downloads `layer` into the store, resuming its partial download if there is one;
+    /// the caller holds the blob's download slot.
+    async fn download(
+        &self,
+        job: &PullJob<'_>,
+        layer: &LayerJob,
+        target: Option<UnpackTarget>,
+    ) -> Result<bool, PullError> {
+        let digest = &layer.digest;
         let mut ingest = self.store.resume(digest).await?;
         job.observer.layer(LayerEvent::Started {
             digest: digest.clone(),

@@ -805,3 +805,41 @@ async fn a_config_descriptor_naming_a_stored_blob_of_another_size_is_refused_unr
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_planted_partial_that_fails_verification_is_downloaded_again_from_the_start() {
+    let image = Image::new((0..100).collect(), 100);
+    let served = image.clone();
+    // An honest registry that resumes ranges.
+    let registry = Hostile::start(move |request: &Request| {
+        let from = request
+            .header("range")
+            .and_then(|r| r.strip_prefix("bytes="))
+            .and_then(|r| r.trim_end_matches('-').parse::<usize>().ok());
+        match from {
+            Some(from) if request.path.ends_with(&served.layer_digest) => Reply::Full {
+                status: 206,
+                headers: vec![("Content-Range".into(), format!("bytes {from}-99/100"))],
+                body: served.layer[from..].to_vec(),
+            },
+            _ => served.reply("windows/app", request),
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    // What a hostile registry's interrupted download of the same digest left behind.
+    ContentStore::open(dir.path()).unwrap();
+    let hex = image.layer_digest.trim_start_matches("sha256:");
+    std::fs::write(
+        dir.path().join("ingest").join(format!("{hex}.partial")),
+        [0xEE; 99],
+    )
+    .unwrap();
+    let record = pull(&registry, no_credentials(), dir.path()).await.unwrap();
+    assert_eq!(record.layers, std::slice::from_ref(&image.layer_digest));
+    let ranges: Vec<Option<String>> = blob_requests(&registry, &image.layer_digest)
+        .iter()
+        .map(|r| r.header("range").map(str::to_owned))
+        .collect();
+    assert_eq!(ranges, [Some("bytes=99-".to_owned()), None]);
+}
