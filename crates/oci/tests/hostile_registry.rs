@@ -233,17 +233,10 @@ async fn a_declared_oversized_manifest_is_refused_before_reading() {
 #[tokio::test]
 async fn an_endless_layer_stops_at_its_declared_size_and_leaves_nothing() {
     let image = Image::new(vec![3; 10 << 10], 10 << 10);
-    let layer_digest = image.layer_digest.clone();
-    let registry = Hostile::start(move |request: &Request| {
-        if request.path.ends_with(&layer_digest) {
-            Reply::Endless {
-                status: 200,
-                headers: Vec::new(),
-            }
-        } else {
-            image.reply("windows/app", request)
-        }
-    })
+    let registry = Hostile::start(image.clone().answering_layer_with(Reply::Endless {
+        status: 200,
+        headers: Vec::new(),
+    }))
     .await;
     let dir = tempfile::tempdir().unwrap();
     let progress = MostBytes::default();
@@ -340,15 +333,7 @@ async fn a_registry_that_never_answers_times_out() {
 #[tokio::test]
 async fn a_layer_that_stalls_mid_body_times_out_without_resuming_forever() {
     let image = Image::new(vec![5; 100], 100);
-    let layer_digest = image.layer_digest.clone();
-    let registry = Hostile::start(move |request: &Request| {
-        if request.path.ends_with(&layer_digest) {
-            Reply::Silent
-        } else {
-            image.reply("windows/app", request)
-        }
-    })
-    .await;
+    let registry = Hostile::start(image.clone().answering_layer_with(Reply::Silent)).await;
     let dir = tempfile::tempdir().unwrap();
     let error = tokio::time::timeout(
         Duration::from_secs(60),
@@ -451,14 +436,15 @@ async fn a_config_of_another_artifact_type_is_refused() {
     assert!(error.to_string().contains("helm"), "{error}");
 }
 
-#[tokio::test]
-async fn an_index_entry_digest_is_checked_before_it_reaches_a_url() {
+/// Pulls tag v1 from a registry whose v1 is an index with one Windows entry naming
+/// `digest`; the pull must refuse the digest. Returns the registry, for its requests.
+async fn pull_index_entry_naming(digest: &str) -> Hostile {
     let index = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
         "manifests": [{
             "mediaType": OCI_MANIFEST,
-            "digest": "sha256:../../../v2/other/manifests/x",
+            "digest": digest,
             "size": 10,
             "platform": {"os": "windows", "architecture": "amd64", "os.version": "10.0.20348.1"}
         }]
@@ -480,6 +466,12 @@ async fn an_index_entry_digest_is_checked_before_it_reaches_a_url() {
         matches!(&error, PullError::Registry(RegistryError::BadDigest { .. })),
         "{error}"
     );
+    registry
+}
+
+#[tokio::test]
+async fn an_index_entry_digest_is_checked_before_it_reaches_a_url() {
+    let registry = pull_index_entry_naming("sha256:../../../v2/other/manifests/x").await;
     assert!(
         registry.requests().iter().all(|r| !r.path.contains("..")),
         "no request carries the hostile digest"
@@ -488,33 +480,7 @@ async fn an_index_entry_digest_is_checked_before_it_reaches_a_url() {
 
 #[tokio::test]
 async fn an_index_entry_digest_that_looks_like_a_tag_is_refused() {
-    let index = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [{
-            "mediaType": OCI_MANIFEST,
-            "digest": "v2",
-            "size": 10,
-            "platform": {"os": "windows", "architecture": "amd64", "os.version": "10.0.20348.1"}
-        }]
-    }))
-    .unwrap();
-    let registry = Hostile::start(move |request: &Request| {
-        if request.path.contains("/manifests/v1") {
-            Reply::ok(OCI_INDEX, index.clone())
-        } else {
-            Reply::status(404)
-        }
-    })
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let error = pull(&registry, no_credentials(), dir.path())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&error, PullError::Registry(RegistryError::BadDigest { .. })),
-        "{error}"
-    );
+    let registry = pull_index_entry_naming("v2").await;
     let manifests: Vec<String> = registry
         .requests()
         .into_iter()
@@ -588,17 +554,9 @@ fn blob_requests(registry: &Hostile, digest: &str) -> Vec<Request> {
 #[tokio::test]
 async fn a_registry_answering_416_to_the_whole_blob_is_refused_at_once() {
     let image = Image::new(vec![6; 100], 100);
-    let layer_digest = image.layer_digest.clone();
-    let registry = Hostile::start(move |request: &Request| {
-        if request.path.ends_with(&layer_digest) {
-            Reply::status(416)
-        } else {
-            image.reply("windows/app", request)
-        }
-    })
-    .await;
+    let registry = Hostile::start(image.clone().answering_layer_with(Reply::status(416))).await;
     let dir = tempfile::tempdir().unwrap();
-    let digest = Image::new(vec![6; 100], 100).layer_digest;
+    let digest = image.layer_digest.clone();
     let error = tokio::time::timeout(
         Duration::from_secs(60),
         pull(&registry, no_credentials(), dir.path()),
@@ -676,17 +634,9 @@ async fn a_resumed_range_is_appended_where_it_starts() {
 #[tokio::test]
 async fn a_blob_answer_without_content_is_refused_not_retried() {
     let image = Image::new(vec![7; 100], 100);
-    let layer_digest = image.layer_digest.clone();
-    let registry = Hostile::start(move |request: &Request| {
-        if request.path.ends_with(&layer_digest) {
-            Reply::status(204)
-        } else {
-            image.reply("windows/app", request)
-        }
-    })
-    .await;
+    let registry = Hostile::start(image.clone().answering_layer_with(Reply::status(204))).await;
     let dir = tempfile::tempdir().unwrap();
-    let digest = Image::new(vec![7; 100], 100).layer_digest;
+    let digest = image.layer_digest.clone();
     let error = pull(&registry, no_credentials(), dir.path())
         .await
         .unwrap_err();
@@ -697,18 +647,13 @@ async fn a_blob_answer_without_content_is_refused_not_retried() {
 #[tokio::test]
 async fn a_layer_trickled_just_inside_the_read_timeout_is_cut_off() {
     let image = Image::new(vec![b'0'; 100 << 10], 100 << 10);
-    let layer_digest = image.layer_digest.clone();
-    let registry = Hostile::start(move |request: &Request| {
-        if request.path.ends_with(&layer_digest) {
-            // Each byte well inside the 2 s read timeout, the whole layer in 6 hours.
-            Reply::Trickle {
-                length: 100 << 10,
-                every: Duration::from_millis(200),
-            }
-        } else {
-            image.reply("windows/app", request)
-        }
-    })
+    let registry = Hostile::start(image.clone().answering_layer_with(
+        // Each byte well inside the 2 s read timeout, the whole layer in 6 hours.
+        Reply::Trickle {
+            length: 100 << 10,
+            every: Duration::from_millis(200),
+        },
+    ))
     .await;
     let dir = tempfile::tempdir().unwrap();
     let error = tokio::time::timeout(
@@ -730,15 +675,7 @@ async fn a_layer_trickled_just_inside_the_read_timeout_is_cut_off() {
 async fn a_pull_in_progress_leases_its_layers_by_diff_id_and_chain_id() {
     let diff_id = hostile::sha256(b"the layer's uncompressed tar");
     let image = Image::new(vec![8; 100], 100).with_diff_id(&diff_id);
-    let layer_digest = image.layer_digest.clone();
-    let registry = Hostile::start(move |request: &Request| {
-        if request.path.ends_with(&layer_digest) {
-            Reply::Silent
-        } else {
-            image.reply("windows/app", request)
-        }
-    })
-    .await;
+    let registry = Hostile::start(image.clone().answering_layer_with(Reply::Silent)).await;
     let dir = tempfile::tempdir().unwrap();
     let store = ContentStore::open(dir.path()).unwrap();
     let pull = {
@@ -753,7 +690,7 @@ async fn a_pull_in_progress_leases_its_layers_by_diff_id_and_chain_id() {
         })
     };
     // Once the layer is being fetched, a layer prune must see its layers as leased.
-    let fetched = Image::new(vec![8; 100], 100).layer_digest;
+    let fetched = image.layer_digest.clone();
     while blob_requests(&registry, &fetched).is_empty() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -225,9 +225,9 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_plain_http_token_realm_of_an_https_registry_is_refused() {
-        let client = RegistryClient::new(RegistryOptions {
+    /// A client with Basic credentials, trying each request once.
+    fn client_with_credentials() -> RegistryClient {
+        RegistryClient::new(RegistryOptions {
             credentials: CredentialSource {
                 inline: Some(Credentials::Basic {
                     username: "bot".into(),
@@ -235,9 +235,15 @@ mod tests {
                 }),
                 ..CredentialSource::default()
             },
+            attempts: 1,
             ..RegistryOptions::default()
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_plain_http_token_realm_of_an_https_registry_is_refused() {
+        let client = client_with_credentials();
         // Port 9 (discard) on loopback: were the realm contacted, this would fail otherwise.
         let challenge = r#"Bearer realm="http://127.0.0.1:9/token",service="x""#;
         let error = client
@@ -261,18 +267,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_loopback_registry_may_use_a_plain_http_realm_only_on_loopback() {
-        let client = RegistryClient::new(RegistryOptions {
-            credentials: CredentialSource {
-                inline: Some(Credentials::Basic {
-                    username: "bot".into(),
-                    password: "s3cret".into(),
-                }),
-                ..CredentialSource::default()
-            },
-            attempts: 1,
-            ..RegistryOptions::default()
-        })
-        .unwrap();
+        let client = client_with_credentials();
         let remote = r#"Bearer realm="http://auth.example.com/token",service="x""#;
         let error = client
             .answer_challenge("127.0.0.1:5000", "app", remote)

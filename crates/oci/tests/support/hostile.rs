@@ -328,6 +328,18 @@ impl Image {
         }
     }
 
+    /// A script that answers this image's layer with `reply`, and everything else
+    /// honestly.
+    pub fn answering_layer_with(self, reply: Reply) -> impl Fn(&Request) -> Reply + Send + Sync {
+        move |request| {
+            if request.path.ends_with(&self.layer_digest) {
+                reply.clone()
+            } else {
+                self.reply("windows/app", request)
+            }
+        }
+    }
+
     /// The honest answer to `request` for this image in repository `repository`.
     pub fn reply(&self, repository: &str, request: &Request) -> Reply {
         let manifests = format!("/v2/{repository}/manifests/");
