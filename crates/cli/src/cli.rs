@@ -418,6 +418,10 @@ pub struct PullArgs {
 pub struct RmiArgs {
     #[arg(required = true, value_name = "REFERENCE")]
     pub references: Vec<String>,
+    /// Remove the references even when containers were made from their images; the blobs
+    /// and layers those containers use stay until the containers are removed.
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

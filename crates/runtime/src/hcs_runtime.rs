@@ -183,15 +183,7 @@ impl HcsRuntime {
 
     /// Containers' `(reference, manifest)`, so their images are kept.
     fn images_in_use(&self) -> Result<Vec<(String, String)>> {
-        Ok(self
-            .records
-            .list()?
-            .into_iter()
-            .filter_map(|r| {
-                let reference = r.spec.get("image")?.get("name")?.as_str()?.to_owned();
-                Some((reference, r.image_manifest?))
-            })
-            .collect())
+        self.records.images_in_use()
     }
 }
 
@@ -434,7 +426,7 @@ impl Runtime for HcsRuntime {
     }
 
     async fn prune_images(&self) -> Result<PruneResult> {
-        let pruned = self.images.prune(&self.images_in_use()?).await?;
+        let pruned = self.images.prune(&self.images_in_use()?).await?.content;
         Ok(PruneResult {
             deleted: pruned.blobs,
             space_reclaimed: pruned.bytes,

@@ -366,12 +366,12 @@ impl ImageService {
             })?
     }
 
-    /// Removes every image blob and unpacked layer that no image reference and no container
-    /// (given as `(reference, manifest)`) uses.
+    /// Removes every image blob and unpacked layer that no image reference, no container
+    /// (given as `(reference, manifest)`) and no pull in progress uses.
     pub async fn prune(
         &self,
         containers: &[(String, String)],
-    ) -> Result<pane_oci::store::Pruned, RuntimeError> {
+    ) -> Result<ImagesPruned, RuntimeError> {
         let mut keep = Vec::new();
         for (reference, manifest) in containers {
             if let Ok(record) = self.record_of(reference, manifest).await {
@@ -397,16 +397,29 @@ impl ImageService {
             live_images.push(facts.layers.into_iter().map(|l| l.diff_id).collect());
         }
         let layers = self.layers.clone();
-        tokio::task::spawn_blocking(move || layers.retain(&live_images, &leased))
-            .await
-            .map_err(|e| RuntimeError::State {
-                path: "layer store".into(),
-                reason: format!("the prune task failed: {e}"),
-            })?
-            .map_err(|e| layer_error(&e))?;
+        let removed_layers =
+            tokio::task::spawn_blocking(move || layers.retain(&live_images, &leased))
+                .await
+                .map_err(|e| RuntimeError::State {
+                    path: "layer store".into(),
+                    reason: format!("the prune task failed: {e}"),
+                })?
+                .map_err(|e| layer_error(&e))?;
         drop(held);
-        Ok(pruned)
+        Ok(ImagesPruned {
+            content: pruned,
+            layers: removed_layers,
+        })
     }
+}
+
+/// What an image prune removed.
+#[derive(Debug, Clone, Default)]
+pub struct ImagesPruned {
+    /// Blobs and partial downloads.
+    pub content: pane_oci::store::Pruned,
+    /// Unpacked (and on Windows imported) layers, by diff ID or chain ID.
+    pub layers: Vec<String>,
 }
 
 /// Unpacks the image's layers the portable store does not have yet (`wanted` is

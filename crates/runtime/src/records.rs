@@ -202,6 +202,19 @@ impl RecordStore {
     }
 
     /// Every record; temporary files of interrupted writes are ignored.
+    /// The images containers were made from, as `(reference, manifest digest)`: what an
+    /// image prune keeps and an image removal refuses (unless forced).
+    pub fn images_in_use(&self) -> Result<Vec<(String, String)>, RuntimeError> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter_map(|r| {
+                let reference = r.spec.get("image")?.get("name")?.as_str()?.to_owned();
+                Some((reference, r.image_manifest?))
+            })
+            .collect())
+    }
+
     pub fn list(&self) -> Result<Vec<ContainerRecord>, RuntimeError> {
         let mut records = Vec::new();
         for entry in std::fs::read_dir(&self.dir)

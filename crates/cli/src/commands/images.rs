@@ -8,8 +8,8 @@ use pane_oci::pull::{PullOptions, Puller, Quiet};
 use pane_oci::registry::{RegistryClient, RegistryOptions};
 use pane_oci::store::ContentStore;
 use pane_runtime::images::{ImageService, ImageSettings};
+use pane_runtime::records::RecordStore;
 use pane_spec::ImageReference;
-use pane_wclayer::HostLayers;
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, LoadArgs, PullArgs, RmiArgs, SaveArgs, TagArgs};
@@ -25,21 +25,10 @@ pub fn store(root: &Path) -> Result<ContentStore, Failure> {
     Ok(ContentStore::open(&root.join("content"))?)
 }
 
-/// Removes unpacked (and on Windows imported) layers that no stored image uses any more.
-fn prune_layers(
-    root: &Path,
-    store: &ContentStore,
-    runtime: &tokio::runtime::Runtime,
-) -> Result<Vec<String>, Failure> {
-    // Held until the layers are gone: a pull cannot lease more meanwhile, and the layers
-    // of pulls in progress are in what it holds.
-    let held = runtime.block_on(store.hold_leases())?;
-    let mut images = Vec::new();
-    for record in held.images() {
-        let facts = runtime.block_on(store.image_facts(record))?;
-        images.push(facts.layers.into_iter().map(|l| l.diff_id).collect());
-    }
-    Ok(HostLayers::open(root)?.retain(&images, &held.digests())?)
+/// The image service over the stores under `root`, for removals: its prune keeps what
+/// image references, containers and pulls in progress use, blobs and layers alike.
+fn image_service(root: &Path) -> Result<ImageService, Failure> {
+    Ok(ImageService::open(root, ImageSettings::default())?)
 }
 
 fn parse_reference(text: &str) -> Result<ImageReference, String> {
@@ -162,36 +151,58 @@ pub fn images(global: &GlobalArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Removes references, then the blobs nothing else uses.
+/// Removes references, then the blobs and layers nothing else uses. A reference whose
+/// image a container was made from is refused unless forced, as `docker rmi` refuses.
 pub fn rmi(global: &GlobalArgs, args: &RmiArgs) -> Result<ExitCode, Failure> {
     let store = store(&global.root)?;
     let runtime = runtime()?;
-    let mut untagged = Vec::new();
-    for text in &args.references {
-        let reference = parse_reference(text).map_or_else(|_| text.clone(), |r| r.to_string());
-        runtime.block_on(store.untag(&reference))?;
-        untagged.push(reference);
+    let containers = RecordStore::open(&global.root)?.list()?;
+    let references: Vec<String> = args
+        .references
+        .iter()
+        .map(|text| parse_reference(text).map_or_else(|_| text.clone(), |r| r.to_string()))
+        .collect();
+    // Every reference is checked before any is removed: a refusal leaves all of them.
+    for reference in &references {
+        let record = store.image(reference)?;
+        let users: Vec<String> = containers
+            .iter()
+            .filter(|c| c.image_manifest.as_deref() == Some(record.manifest.as_str()))
+            .map(|c| c.id.to_string())
+            .collect();
+        if !users.is_empty() && !args.force {
+            eprintln!(
+                "pane: {reference} is the image of container(s) {}: remove them first (`pane \
+                 rm`), or remove the reference anyway with --force (what they use stays until \
+                 they are removed)",
+                users.join(", ")
+            );
+            return Ok(ExitCode::from(exit::FAILURE));
+        }
     }
-    let pruned = runtime.block_on(store.prune())?;
-    let layers = prune_layers(&global.root, &store, &runtime)?;
+    for reference in &references {
+        runtime.block_on(store.untag(reference))?;
+    }
+    let in_use = RecordStore::open(&global.root)?.images_in_use()?;
+    let pruned = runtime.block_on(image_service(&global.root)?.prune(&in_use))?;
     if global.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
-                "untagged": untagged,
-                "deleted": pruned.blobs,
-                "layers_removed": layers,
-                "space_reclaimed": pruned.bytes
+                "untagged": references,
+                "deleted": pruned.content.blobs,
+                "layers_removed": pruned.layers,
+                "space_reclaimed": pruned.content.bytes
             }))?
         );
     } else {
-        for reference in untagged {
+        for reference in references {
             println!("untagged {reference}");
         }
         println!(
             "deleted {} blobs, {} reclaimed",
-            pruned.blobs.len(),
-            human(pruned.bytes)
+            pruned.content.blobs.len(),
+            human(pruned.content.bytes)
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -217,11 +228,14 @@ pub fn tag(global: &GlobalArgs, args: &TagArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Removes the blobs and layers that no image reference, no container and no pull in
+/// progress uses.
 pub fn prune(global: &GlobalArgs) -> Result<ExitCode, Failure> {
     let runtime = runtime()?;
-    let store = store(&global.root)?;
-    let pruned = runtime.block_on(store.prune())?;
-    prune_layers(&global.root, &store, &runtime)?;
+    let in_use = RecordStore::open(&global.root)?.images_in_use()?;
+    let pruned = runtime
+        .block_on(image_service(&global.root)?.prune(&in_use))?
+        .content;
     if global.json {
         println!("{}", serde_json::to_string_pretty(&pruned)?);
     } else {
