@@ -493,7 +493,7 @@ fn redirect_policy() -> reqwest::redirect::Policy {
                 to: attempt.url().to_string(),
             };
             attempt.error(refusal)
-        } else if attempt.previous().len() >= 10 {
+        } else if attempt.previous().len() > 10 {
             attempt.error("more than ten redirects")
         } else {
             attempt.follow()
