@@ -358,6 +358,31 @@ fn a_hanging_plugin_is_killed_at_the_timeout() {
 }
 
 #[test]
+fn a_timeout_also_kills_what_the_plugin_started() {
+    let f = Fixture::new();
+    let pid_file = f.path("helper.pid");
+    f.script(
+        "forks",
+        &format!("sleep 60 & echo $! > '{}'; wait", pid_file.display()),
+    );
+    let client = f.client_with_timeout(Duration::from_millis(300));
+    let net = list("forks", "1.0.0", &[json!({ "type": "forks" })]);
+    client.add(&net, &attachment("c1")).unwrap_err();
+    let pid = fs::read_to_string(&pid_file).unwrap();
+    let stat = Path::new("/proc").join(pid.trim()).join("stat");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // Gone, or a zombie waiting for a parent that does not reap (PID 1 in some sandboxes).
+    while fs::read_to_string(&stat).is_ok_and(|s| !s.contains(") Z ")) {
+        assert!(
+            Instant::now() < deadline,
+            "the plugin's helper {} still runs",
+            pid.trim()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
 fn endless_output_is_cut_at_the_limit() {
     let f = Fixture::new();
     f.script("chatty", "exec yes '{\"cniVersion\":\"1.0.0\"}'");

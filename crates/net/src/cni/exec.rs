@@ -151,6 +151,8 @@ impl PluginExec {
                 command.env(key, value);
             }
         }
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -259,7 +261,18 @@ impl PluginExec {
     }
 }
 
+/// Stops a plugin at its deadline. On Unix the plugin runs in a process group of its
+/// own, and the whole group is killed: a plugin that is a shell script, or that forked a
+/// helper, leaves nothing running (nor holding its pipes open).
 fn kill(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // The group may be gone already; the direct kill below still reaps the plugin.
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
     // It may have exited in the meantime; either way, reap it.
     let _ = child.kill();
     let _ = child.wait();
