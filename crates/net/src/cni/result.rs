@@ -189,3 +189,47 @@ pub(crate) fn convert_value(value: Value, to: &str) -> Result<Value, String> {
 pub fn typed(result: &Value) -> Result<CniResult, String> {
     serde_json::from_value(result.clone()).map_err(|e| format!("the result is malformed: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn up_conversion_drops_ip_versions_and_keeps_unknown_fields() {
+        let old = json!({
+            "cniVersion": "0.3.1",
+            "ips": [{ "version": "4", "address": "10.0.0.2/24", "x-vendor": 1 }],
+            "vendorTop": "kept",
+        });
+        let new = convert_value(old, "1.1.0").unwrap();
+        assert_eq!(
+            new,
+            json!({ "cniVersion": "1.1.0", "ips": [{ "address": "10.0.0.2/24", "x-vendor": 1 }], "vendorTop": "kept" })
+        );
+    }
+
+    #[test]
+    fn down_conversion_adds_the_family() {
+        let new = json!({ "cniVersion": "1.0.0", "ips": [{ "address": "10.0.0.2/24" }, { "address": "fd00::2/64" }] });
+        let old = convert_value(new, "0.3.0").unwrap();
+        assert_eq!(old["ips"][0]["version"], "4");
+        assert_eq!(old["ips"][1]["version"], "6");
+        assert_eq!(old["cniVersion"], "0.3.0");
+    }
+
+    #[test]
+    fn results_without_a_usable_version_or_shape_are_refused() {
+        for bad in [
+            json!([]),
+            json!({ "ips": [] }),
+            json!({ "cniVersion": "0.2.0" }),
+            json!({ "cniVersion": "2.0.0" }),
+            json!({ "cniVersion": "1.0.0", "ips": [{}] }),
+            json!({ "cniVersion": "1.0.0", "ips": [{ "address": "10.0.0.2/24", "interface": -1 }] }),
+            json!({ "cniVersion": "1.0.0", "dns": { "nameservers": "8.8.8.8" } }),
+        ] {
+            assert!(convert_value(bad.clone(), "1.0.0").is_err(), "{bad}");
+        }
+    }
+}

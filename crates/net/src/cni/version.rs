@@ -49,3 +49,20 @@ pub fn parse_version(text: &str) -> Result<Version, String> {
         _ => Err(format!("{text:?} is not a version of the form 1.0.0")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_strictly_and_order_numerically() {
+        assert_eq!(parse_version("1.1.0"), Ok(Version::V1_1_0));
+        assert!(parse_version("0.10.0").is_ok_and(|v| v > Version::V0_4_0));
+        for bad in ["", "1.0", "1.0.0.0", "1.+0.0", "a.b.c", "1.0.0-rc1"] {
+            assert!(parse_version(bad).is_err(), "{bad:?}");
+        }
+        assert!(!Version(0, 2, 0).is_supported() && !Version(1, 2, 0).is_supported());
+        assert!(Version::V0_4_0.has_check() && !Version(0, 3, 1).has_check());
+        assert!(Version::V1_1_0.has_status_and_gc() && !Version::V1_0_0.has_status_and_gc());
+    }
+}
