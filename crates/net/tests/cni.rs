@@ -447,6 +447,27 @@ fn an_old_plugins_0_4_0_result_is_converted_to_the_configurations_version() {
 }
 
 #[test]
+fn version_asks_the_real_plugin_what_it_speaks() {
+    let f = Fixture::new();
+    let versions = f.client().plugin_versions("host-local").unwrap();
+    // Debian's 1.1.1 plugins speak up to 1.0.0, not 1.1.0.
+    assert!(
+        versions.iter().any(|v| v == "0.4.0") && versions.iter().any(|v| v == "1.0.0"),
+        "{versions:?}"
+    );
+    f.script("noversion", "cat >/dev/null; echo '{}'");
+    let err = f
+        .client()
+        .plugin_versions("noversion")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("noversion") && err.contains("VERSION"),
+        "{err}"
+    );
+}
+
+#[test]
 fn malformed_plugin_output_is_refused_with_the_plugins_name() {
     let f = Fixture::new();
     f.script("garbage", "cat >/dev/null; echo 'this is not json'");

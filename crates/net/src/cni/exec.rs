@@ -169,7 +169,7 @@ impl PluginExec {
     ) -> Result<Vec<u8>, ExecError> {
         let path = self.find(plugin)?;
         let mut command = self.command(&path, invocation);
-        let mut child = command.spawn().map_err(|source| ExecError::Spawn {
+        let mut child = spawn(&mut command).map_err(|source| ExecError::Spawn {
             plugin: plugin.into(),
             path: path.clone(),
             source,
@@ -258,6 +258,22 @@ impl PluginExec {
             details: error.details,
             stderr,
         })
+    }
+}
+
+/// Starts the plugin. A binary that is open for writing somewhere (being installed at
+/// that moment, or inherited by a process forking at the same time) cannot be executed
+/// for a brief while, so that one error is retried a few times.
+fn spawn(command: &mut Command) -> std::io::Result<std::process::Child> {
+    let mut attempts = 0;
+    loop {
+        match command.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempts < 10 => {
+                attempts += 1;
+                thread::sleep(Duration::from_millis(10));
+            }
+            outcome => return outcome,
+        }
     }
 }
 

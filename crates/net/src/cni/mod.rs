@@ -45,6 +45,11 @@ pub enum CniError {
         network: String,
         source: Box<ExecError>,
     },
+    /// A plugin run outside any network (VERSION) failed.
+    #[error(transparent)]
+    Plugin(Box<ExecError>),
+    #[error("plugin {plugin:?}: its VERSION answer is malformed: {message}")]
+    BadVersionAnswer { plugin: String, message: String },
     #[error("network {network:?}: plugin {plugin:?}: {message}")]
     BadResult {
         network: String,
@@ -73,7 +78,7 @@ impl CniError {
     /// The plugin's error object, when a plugin reported one.
     pub fn plugin_error(&self) -> Option<(&str, u32, &str, &str)> {
         match self {
-            Self::Exec { source, .. } => match source.as_ref() {
+            Self::Exec { source, .. } | Self::Plugin(source) => match source.as_ref() {
                 ExecError::Plugin {
                     plugin,
                     code,
@@ -278,6 +283,30 @@ impl CniClient {
             self.invoke(&list, plugin, "CHECK", &attachment, &args, Some(&previous))?;
         }
         Ok(())
+    }
+
+    /// VERSION: the specification versions a plugin says it supports, for refusing a
+    /// list whose `cniVersion` one of its plugins cannot speak before anything runs.
+    pub fn plugin_versions(&self, plugin_type: &str) -> Result<Vec<String>, CniError> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct VersionInfo {
+            supported_versions: Vec<String>,
+        }
+        let invocation = Invocation {
+            command: "VERSION",
+            ..Invocation::default()
+        };
+        let output = self
+            .exec
+            .run(plugin_type, &invocation, br#"{"cniVersion":"1.1.0"}"#)
+            .map_err(|source| CniError::Plugin(Box::new(source)))?;
+        let info: VersionInfo =
+            serde_json::from_slice(&output).map_err(|e| CniError::BadVersionAnswer {
+                plugin: plugin_type.into(),
+                message: e.to_string(),
+            })?;
+        Ok(info.supported_versions)
     }
 
     /// STATUS (1.1.0 and later): whether every plugin of the list is ready for ADD.
