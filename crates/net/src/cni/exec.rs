@@ -228,8 +228,13 @@ impl PluginExec {
             thread::sleep(Duration::from_millis(5));
         };
         // A child the plugin left behind may hold the pipes open: wait no longer than
-        // the deadline for the readers.
-        let remaining = || deadline.saturating_duration_since(Instant::now());
+        // the deadline for the readers, but give a plugin that exited just before it a
+        // moment for its last output to be read.
+        let remaining = || {
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(100))
+        };
         let stdout = match stdout {
             Some(captured) => captured,
             None => out_rx.recv_timeout(remaining()).map_err(|_| timeout())?,
