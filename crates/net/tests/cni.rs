@@ -1,5 +1,5 @@
 //! The CNI client against real plugins (Debian's `containernetworking-plugins` in
-//! `/usr/lib/cni`: `host-local`, `static`, `loopback`) and against small scripted
+//! `/usr/lib/cni`: `host-local`, `static`, `loopback`, `tuning`) and against small scripted
 //! plugins for the error paths. CNI is the same exec protocol on every OS; these run on
 //! Unix, where the plugins are.
 #![cfg(unix)]
@@ -685,9 +685,9 @@ fn attachment_names_that_could_escape_the_cache_are_refused() {
     );
 }
 
-/// The loopback plugin in a real network namespace, when this machine lets us make one.
+/// loopback then tuning in a real network namespace, when this machine lets us make one.
 #[test]
-fn loopback_in_a_real_network_namespace() {
+fn loopback_and_tuning_in_a_real_network_namespace() {
     let f = Fixture::new();
     let name = format!("pane-cni-test-{}", std::process::id());
     let made = std::process::Command::new("ip")
@@ -700,17 +700,37 @@ fn loopback_in_a_real_network_namespace() {
     let mut a = attachment("c1");
     a.netns = format!("/var/run/netns/{name}");
     a.ifname = "lo".into();
-    let net = list("lo", "1.0.0", &[json!({ "type": "loopback" })]);
+    // tuning changes the interface the previous plugin reported, inside the namespace.
+    let net = list(
+        "lo",
+        "1.0.0",
+        &[
+            json!({ "type": "loopback" }),
+            json!({ "type": "tuning", "mtu": 9000 }),
+        ],
+    );
     let client = f.client();
+    let mtu = |netns: &str| {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", netns, "cat", "/sys/class/net/lo/mtu"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let mut mtu_after_add = String::new();
     let outcome = client.add(&net, &a).and_then(|result| {
+        mtu_after_add = mtu(&name);
         client.check("lo", &a)?;
         client.del(Some(&net), "lo", &a)?;
         Ok(result)
     });
+    let mtu_after_del = mtu(&name);
     let _ = std::process::Command::new("ip")
         .args(["netns", "del", &name])
         .status();
     let result = outcome.unwrap();
+    assert_eq!(mtu_after_add, "9000", "tuning set the MTU in the namespace");
+    assert_eq!(mtu_after_del, "65536", "tuning's DEL restored it");
     assert_eq!(result.interfaces[0].name, "lo");
     assert_eq!(
         result.interfaces[0].sandbox.as_deref(),
