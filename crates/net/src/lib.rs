@@ -1,7 +1,9 @@
 //! Container networking: the HCN (Host Compute Network) documents for a container's
 //! namespace and its endpoints, and on Windows the computenetwork API that creates them
-//! (`sys`, loaded at run time so pane starts on hosts without it).
+//! (`sys`, loaded at run time so pane starts on hosts without it); and a CNI client
+//! (`cni`) that runs plugin chains, portable to every OS.
 
+pub mod cni;
 pub mod schema;
 pub mod sys;
 
