@@ -62,6 +62,18 @@ async fn pull_with(
         .await
 }
 
+/// The error of an anonymous pull from `registry`, which must end on its own within a
+/// minute (a hostile registry must not hold it for longer).
+async fn refused_within_a_minute(registry: &Hostile, root: &Path) -> PullError {
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        pull(registry, no_credentials(), root),
+    )
+    .await
+    .expect("the pull ends on its own")
+    .unwrap_err()
+}
+
 /// Partial downloads in the store's ingest folder.
 fn partials(root: &Path) -> usize {
     std::fs::read_dir(root.join("ingest"))
@@ -316,13 +328,7 @@ async fn a_config_longer_than_its_descriptor_is_refused() {
 async fn a_registry_that_never_answers_times_out() {
     let registry = Hostile::start(|_: &Request| Reply::Silent).await;
     let dir = tempfile::tempdir().unwrap();
-    let error = tokio::time::timeout(
-        Duration::from_secs(60),
-        pull(&registry, no_credentials(), dir.path()),
-    )
-    .await
-    .expect("the pull ends on its own")
-    .unwrap_err();
+    let error = refused_within_a_minute(&registry, dir.path()).await;
     assert!(
         matches!(&error, PullError::Registry(RegistryError::Timeout { .. })),
         "{error}"
@@ -335,13 +341,7 @@ async fn a_layer_that_stalls_mid_body_times_out_without_resuming_forever() {
     let image = Image::new(vec![5; 100], 100);
     let registry = Hostile::start(image.clone().answering_layer_with(Reply::Silent)).await;
     let dir = tempfile::tempdir().unwrap();
-    let error = tokio::time::timeout(
-        Duration::from_secs(60),
-        pull(&registry, no_credentials(), dir.path()),
-    )
-    .await
-    .expect("the pull ends on its own")
-    .unwrap_err();
+    let error = refused_within_a_minute(&registry, dir.path()).await;
     assert!(error.to_string().contains("no answer"), "{error}");
 }
 
@@ -384,13 +384,8 @@ async fn an_endless_error_body_is_read_only_in_part() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let error = tokio::time::timeout(
-        Duration::from_secs(60),
-        pull(&registry, no_credentials(), dir.path()),
-    )
-    .await
-    .expect("the error body is not read to its (missing) end")
-    .unwrap_err();
+    // Within a minute: the error body is not read to its (missing) end.
+    let error = refused_within_a_minute(&registry, dir.path()).await;
     assert!(
         matches!(&error, PullError::Registry(RegistryError::Http { .. })),
         "{error}"
@@ -557,13 +552,7 @@ async fn a_registry_answering_416_to_the_whole_blob_is_refused_at_once() {
     let registry = Hostile::start(image.clone().answering_layer_with(Reply::status(416))).await;
     let dir = tempfile::tempdir().unwrap();
     let digest = image.layer_digest.clone();
-    let error = tokio::time::timeout(
-        Duration::from_secs(60),
-        pull(&registry, no_credentials(), dir.path()),
-    )
-    .await
-    .expect("the pull ends on its own")
-    .unwrap_err();
+    let error = refused_within_a_minute(&registry, dir.path()).await;
     assert!(error.to_string().contains("416"), "{error}");
     assert_eq!(blob_requests(&registry, &digest).len(), 1);
     assert_store_empty(dir.path());
@@ -656,13 +645,7 @@ async fn a_layer_trickled_just_inside_the_read_timeout_is_cut_off() {
     ))
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let error = tokio::time::timeout(
-        Duration::from_secs(60),
-        pull(&registry, no_credentials(), dir.path()),
-    )
-    .await
-    .expect("the pull ends on its own")
-    .unwrap_err();
+    let error = refused_within_a_minute(&registry, dir.path()).await;
     assert!(
         matches!(&error, PullError::Registry(RegistryError::TooSlow { .. })),
         "{error}"

@@ -316,19 +316,11 @@ impl CniClient {
         }
         for plugin in &list.plugins {
             let stdin = plugin_stdin(list, plugin, &Map::new(), None, None)?;
-            self.exec
-                .run(
-                    &plugin.plugin_type,
-                    &Invocation {
-                        command: "STATUS",
-                        ..Invocation::default()
-                    },
-                    &stdin,
-                )
-                .map_err(|source| CniError::Exec {
-                    network: list.name.clone(),
-                    source: Box::new(source),
-                })?;
+            let status = Invocation {
+                command: "STATUS",
+                ..Invocation::default()
+            };
+            self.run(list, plugin, &status, &stdin)?;
         }
         Ok(())
     }
@@ -356,19 +348,11 @@ impl CniClient {
                 Value::Array(attachments.clone()),
             );
             let stdin = plugin_stdin(list, plugin, &Map::new(), None, Some(extra))?;
-            self.exec
-                .run(
-                    &plugin.plugin_type,
-                    &Invocation {
-                        command: "GC",
-                        ..Invocation::default()
-                    },
-                    &stdin,
-                )
-                .map_err(|source| CniError::Exec {
-                    network: list.name.clone(),
-                    source: Box::new(source),
-                })?;
+            let gc = Invocation {
+                command: "GC",
+                ..Invocation::default()
+            };
+            self.run(list, plugin, &gc, &stdin)?;
         }
         for stale in self.cache.list(&list.name)? {
             if !valid
@@ -399,8 +383,19 @@ impl CniClient {
             ifname: Some(&attachment.ifname),
             args: Some(args),
         };
+        self.run(list, plugin, &invocation, &stdin)
+    }
+
+    /// Runs one plugin of `list`; a failure names the network.
+    fn run(
+        &self,
+        list: &NetworkConfigList,
+        plugin: &PluginConfig,
+        invocation: &Invocation<'_>,
+        stdin: &[u8],
+    ) -> Result<Vec<u8>, CniError> {
         self.exec
-            .run(&plugin.plugin_type, &invocation, &stdin)
+            .run(&plugin.plugin_type, invocation, stdin)
             .map_err(|source| CniError::Exec {
                 network: list.name.clone(),
                 source: Box::new(source),
