@@ -3,8 +3,11 @@
 base image (an image index with two Windows builds, each a manifest, a config with
 os.version and a layer in the Windows tar format). It is a stand-in for `pane plan`, not the
 real Nano Server: its layer holds a few small files. Re-run to regenerate; output is
-byte-for-byte reproducible."""
-import gzip, hashlib, io, json, os, shutil, tarfile
+byte-for-byte reproducible.
+
+`make-nanoserver-demo.py OUT BUILD...` writes the layout to OUT with the given builds instead
+(.ci/wine-e2e makes one whose build is the wine host's)."""
+import gzip, hashlib, io, json, os, shutil, sys, tarfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "nanoserver-demo")
@@ -89,4 +92,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 2:
+        OUT, BUILDS = os.path.abspath(sys.argv[1]), sys.argv[2:]
     main()

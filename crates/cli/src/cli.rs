@@ -66,6 +66,59 @@ pub struct GlobalArgs {
         value_parser = clap::value_parser!(u64).range(1..=3600)
     )]
     pub registry_timeout: u64,
+
+    /// Directory of CNI network configurations (`*.conflist`, `*.conf`); a spec's
+    /// `networks:` entry that names one joins it through its plugins. Default:
+    /// `<root>/cni/conf`.
+    #[arg(long, global = true, env = "PANE_CNI_CONF_DIR", value_name = "DIR")]
+    pub cni_conf_dir: Option<PathBuf>,
+
+    /// Directory of CNI plugin binaries (`CNI_PATH`); repeat for several. Default:
+    /// `<root>/cni/bin`.
+    #[arg(
+        long,
+        global = true,
+        env = "PANE_CNI_BIN_DIR",
+        value_name = "DIR",
+        value_delimiter = ','
+    )]
+    pub cni_bin_dir: Vec<PathBuf>,
+
+    /// Also use containerd's CNI directories (`C:\Program Files\containerd\cni\conf`
+    /// and `\bin`), after pane's own: for a node whose network add-on (Flannel, Calico,
+    /// Antrea) installed its configuration for containerd.
+    #[arg(long, global = true, env = "PANE_CNI_CONTAINERD")]
+    pub cni_containerd: bool,
+
+    /// This node's slice of the cluster CIDR (`10.200.3.0/24`). The overlay network
+    /// (`<owner>-overlay`) and CNI networks whose `host-local` IPAM says
+    /// `"nodeSlice": true` give containers addresses from it.
+    #[arg(long, global = true, env = "PANE_NODE_SLICE", value_name = "CIDR")]
+    pub node_slice: Option<pane_net::NodeSlice>,
+}
+
+impl GlobalArgs {
+    /// The flags a child `pane` (a detached container's supervisor) needs to see the
+    /// same networks.
+    pub fn network_args(&self) -> Vec<std::ffi::OsString> {
+        let mut args = Vec::new();
+        if let Some(dir) = &self.cni_conf_dir {
+            args.push("--cni-conf-dir".into());
+            args.push(dir.clone().into_os_string());
+        }
+        for dir in &self.cni_bin_dir {
+            args.push("--cni-bin-dir".into());
+            args.push(dir.clone().into_os_string());
+        }
+        if self.cni_containerd {
+            args.push("--cni-containerd".into());
+        }
+        if let Some(slice) = &self.node_slice {
+            args.push("--node-slice".into());
+            args.push(slice.to_string().into());
+        }
+        args
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,12 +163,20 @@ pub enum Command {
     Logs(LogsArgs),
     /// Run a command in a running container.
     Exec(ExecArgs),
+    /// Connect the terminal to a detached container's workload: its output live, and
+    /// its input when it was created with -i. The detach keys leave it running.
+    Attach(AttachArgs),
     /// Show CPU and memory use of running containers.
     Stats(IdsArgs),
     /// Show everything pane knows about a container, including the HCS documents it sent.
     Inspect(IdsArgs),
     /// Wait for containers to end and print their exit codes.
     Wait(IdsArgs),
+    /// List and inspect the networks containers can join (CNI and HCN).
+    Network {
+        #[command(subcommand)]
+        command: NetworkCommand,
+    },
     /// Clean up after a crash: watch running containers again, finish interrupted creates
     /// and removes, and terminate compute systems of this owner that no container record
     /// knows. Run it when no other pane command is creating or removing containers.
@@ -126,6 +187,24 @@ pub enum Command {
     Supervise(SuperviseArgs),
     /// Show pane's version and what this host supports (Windows build, HCS).
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// The CNI networks in the configuration directories and this host's HCN networks,
+    /// with their type and subnet.
+    #[command(alias = "list")]
+    Ls,
+    /// One network in full: its configuration as the plugins get it, the addresses
+    /// handed out and the containers attached.
+    Inspect(NetworkInspectArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  pane network inspect pane-overlay")]
+pub struct NetworkInspectArgs {
+    #[arg(value_name = "NAME")]
+    pub name: String,
 }
 
 /// What to run: a spec file or an image, and how.
@@ -159,6 +238,21 @@ pub struct CreateArgs {
     /// When to contact the registry: always, if-not-present, never.
     #[arg(long, value_name = "POLICY")]
     pub pull: Option<String>,
+
+    /// The address to give the container on its first network (handed to the CNI
+    /// plugins as the `ips` capability; must be free and inside the network's range).
+    #[arg(long, value_name = "ADDRESS")]
+    pub ip: Option<std::net::IpAddr>,
+
+    /// Keep the workload's standard input open (the spec's `stdin_open: true`): `run -i`
+    /// sends pane's input to it, and `pane attach` can later.
+    #[arg(short, long)]
+    pub interactive: bool,
+
+    /// Give the workload a console (the spec's `tty: true`); with `run -it` the local
+    /// terminal is in raw mode, so keys, Ctrl+C included, go to the container.
+    #[arg(short, long)]
+    pub tty: bool,
 }
 
 #[derive(Debug, Args)]
@@ -177,6 +271,11 @@ pub struct RunArgs {
     /// Remove the container when it ends.
     #[arg(long, conflicts_with = "detach")]
     pub rm: bool,
+
+    /// The keys that leave a `run -it` container running and return to the shell:
+    /// comma-separated, each a character or ctrl-<letter> (as docker takes them).
+    #[arg(long, value_name = "KEYS", default_value = crate::terminal::DEFAULT_DETACH_KEYS)]
+    pub detach_keys: crate::terminal::DetachKeys,
 
     /// Seconds Ctrl-C waits for a graceful stop before terminating.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
@@ -270,14 +369,40 @@ pub struct ExecArgs {
     #[arg(short, long, value_name = "USER")]
     pub user: Option<String>,
 
-    /// Give the command a console (its output then comes as one stream).
+    /// Give the command a console of the terminal's size, following the window (its
+    /// output then comes as one stream). With -i the terminal is in raw mode: keys, Ctrl+C
+    /// included, go to the command; the detach keys leave it running.
     #[arg(short, long)]
     pub tty: bool,
 
-    /// Feed this command's standard input to the command (read to the end first, then
-    /// closed: `type data.csv | pane exec -i web-1 -- findstr error`).
+    /// The keys that end pane's part of a -it session and leave the command running:
+    /// comma-separated, each a character or ctrl-<letter> (as docker takes them).
+    #[arg(long, value_name = "KEYS", default_value = crate::terminal::DEFAULT_DETACH_KEYS)]
+    pub detach_keys: crate::terminal::DetachKeys,
+
+    /// Feed pane's standard input to the command, then close it (`type data.csv | pane
+    /// exec -i web-1 -- findstr error`). Streamed through the container's supervisor; read
+    /// to the end first when pane reaches the container through HCS by name.
     #[arg(short, long)]
     pub interactive: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  pane run -d -it --name shell mcr.microsoft.com/windows/nanoserver:ltsc2022 -- cmd\n  \
+    pane attach shell-1      (ctrl-p ctrl-q leaves it running)"
+)]
+pub struct AttachArgs {
+    #[arg(value_name = "ID")]
+    pub id: String,
+
+    /// Only watch: pane's input does not go to the workload.
+    #[arg(long)]
+    pub no_stdin: bool,
+
+    /// The keys that end the attachment and leave the container running.
+    #[arg(long, value_name = "KEYS", default_value = crate::terminal::DEFAULT_DETACH_KEYS)]
+    pub detach_keys: crate::terminal::DetachKeys,
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,38 @@ use pane_runtime::hcs_runtime::{HcsRuntime, RuntimeSettings};
 use pane_runtime::host::{self, HcsSupport};
 use pane_runtime::images::ImageSettings;
 
+use pane_runtime::cni_networks::{self, CniNetworks, CniSettings};
+
 use crate::cli::GlobalArgs;
+
+/// Where the CNI configuration and plugins are: the flags, else under `--root`; with
+/// `--cni-containerd`, containerd's directories after those.
+pub fn cni_settings(global: &GlobalArgs) -> CniSettings {
+    let mut settings = CniSettings::under_root(&global.root);
+    if let Some(dir) = &global.cni_conf_dir {
+        settings.conf_dirs = vec![dir.clone()];
+    }
+    if !global.cni_bin_dir.is_empty() {
+        settings.bin_dirs.clone_from(&global.cni_bin_dir);
+    }
+    if global.cni_containerd {
+        if cfg!(windows) {
+            settings
+                .conf_dirs
+                .push(cni_networks::CONTAINERD_CONF_DIR.into());
+            settings
+                .bin_dirs
+                .push(cni_networks::CONTAINERD_BIN_DIR.into());
+        } else {
+            // Off Windows the path would be read relative to the working directory.
+            tracing::warn!(
+                "--cni-containerd names containerd's Windows directories; ignored here (use --cni-conf-dir)"
+            );
+        }
+    }
+    settings.node_slice = global.node_slice;
+    settings
+}
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -46,6 +77,15 @@ impl Host {
                 },
             },
         )?;
+        let runtime = runtime.with_cni(Arc::new(CniNetworks::open(
+            &global.root,
+            &global.owner,
+            cni_settings(global),
+        )));
+        // A detached container's supervisor holds it; reconcile asks its shim.
+        let runtime = runtime.with_holders(Arc::new(
+            pane_runtime::shim_target::ShimHolders::under(&global.root, env!("CARGO_PKG_VERSION")),
+        ));
         let runtime = if container_host {
             with_guests(runtime)
         } else {

@@ -5,12 +5,14 @@ mod commands;
 mod host_runtime;
 mod logging;
 mod progress;
+mod shim;
+mod terminal;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, ImageCommand, SpecCommand};
+use crate::cli::{Cli, Command, ImageCommand, NetworkCommand, SpecCommand};
 
 /// Exit codes scripts can rely on.
 pub mod exit {
@@ -55,7 +57,14 @@ fn main() -> ExitCode {
         Command::Logs(args) => commands::container_info::logs(&cli.global, args),
         Command::Stats(args) => commands::container_info::stats(&cli.global, args),
         Command::Exec(args) => commands::container_info::exec(&cli.global, args),
+        Command::Attach(args) => commands::containers::attach(&cli.global, args),
         Command::Version => commands::version::run(&cli.global),
+        Command::Network {
+            command: NetworkCommand::Ls,
+        } => commands::network::ls(&cli.global),
+        Command::Network {
+            command: NetworkCommand::Inspect(args),
+        } => commands::network::inspect(&cli.global, args),
     };
     match result {
         Ok(code) => code,

@@ -104,3 +104,21 @@ fn version_reports_host_and_root() {
     assert_eq!(report["root"], "state-here");
     assert!(report["host"]["hcs"]["status"].is_string());
 }
+
+#[test]
+fn exec_with_a_console_and_no_terminal_is_refused_with_the_reason() {
+    let root = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_pane"))
+        .arg("--root")
+        .arg(root.path())
+        .args(["exec", "-t", "web-1", "--", "cmd"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("not a terminal") && stderr.contains("drop -t"),
+        "{stderr}"
+    );
+}

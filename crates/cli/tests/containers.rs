@@ -165,3 +165,37 @@ fn bad_ids_and_signals_are_input_errors() {
         text(&bad_signal.stderr)
     );
 }
+
+/// The supervisor of a running container was killed (kill -9): its socket is left with
+/// nobody on it. exec, stop and kill say so and that its output is no longer logged, then
+/// go to HCS by name (which this host lacks).
+#[test]
+fn a_dead_supervisor_is_reported_and_commands_go_to_hcs_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let id = ContainerId::new("web", 1);
+    let spec =
+        pane_spec::parse_service("image: mcr.microsoft.com/windows/nanoserver:ltsc2022\n").unwrap();
+    let mut record = ContainerRecord::new(id.clone(), "pane", &spec);
+    record.phase = Phase::Running;
+    record.started_at = Some(Utc::now());
+    RecordStore::open(root).unwrap().save(&record).unwrap();
+    let socket = root.join("shims").join("web-1.sock");
+    std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    for args in [
+        &["exec", "web-1", "--", "cmd", "/c", "ver"][..],
+        &["stop", "web-1"][..],
+        &["kill", "web-1"][..],
+    ] {
+        let output = pane(root, args);
+        let stderr = text(&output.stderr);
+        assert!(!output.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("the supervisor of web-1 does not answer")
+                && stderr.contains("reaching the container through HCS")
+                && stderr.contains("no longer being logged"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -103,6 +103,7 @@ fn process_input<'a>(
         resources,
         host_processors: 8,
         network_namespace: Some(NAMESPACE),
+        dns_search: &[],
         mounts,
         gpu: false,
     }
@@ -125,6 +126,7 @@ fn process_isolated_container_with_more_cpus_than_the_host() {
         host_processors: 4,
         hostname: None,
         network_namespace: None,
+        dns_search: &[],
         ..process_input(&resources, &[], &layers)
     });
     check::<ComputeSystem>("process_container_cpu_clamped", &document);
@@ -141,6 +143,7 @@ fn process_isolated_container_with_gpu_and_fractional_cpu() {
         resources: &resources("1.5", "512Mi"),
         host_processors: 4,
         network_namespace: None,
+        dns_search: &[],
         mounts: &[],
         gpu: true,
     });
@@ -202,6 +205,7 @@ fn hosted_input<'a>(
         resources,
         vm_processors,
         network_namespace: Some(NAMESPACE),
+        dns_search: &[],
         mounts: &shares.guest_mounts,
         pipes: &shares.guest_pipes,
     }
@@ -224,6 +228,7 @@ fn hosted_container_with_half_a_cpu() {
     let document = hosted_container(&HostedContainerInput {
         hostname: None,
         network_namespace: None,
+        dns_search: &[],
         ..hosted_input(&shares, &resources, 1)
     });
     check::<HostedSystem>("hosted_container_fractional_cpu", &document);

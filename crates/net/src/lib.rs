@@ -5,12 +5,15 @@
 
 pub mod cni;
 pub mod schema;
+pub mod slice;
 pub mod sys;
 
 pub use schema::{
-    EndpointPolicy, HostComputeEndpoint, HostComputeNamespace, HostComputeQuery, IpConfig,
-    ModifyNamespaceSettingRequest, PROTOCOL_TCP, PROTOCOL_UDP, SchemaVersion,
+    EndpointPolicy, HostComputeEndpoint, HostComputeNamespace, HostComputeNetwork,
+    HostComputeQuery, IpConfig, ModifyNamespaceSettingRequest, PROTOCOL_TCP, PROTOCOL_UDP,
+    SchemaVersion, namespace_endpoint_ids,
 };
+pub use slice::{NodeSlice, SliceError};
 
 /// An HCN call that failed: which, its HRESULT and HCN's error record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -169,6 +169,64 @@ impl HostComputeEndpoint {
     }
 }
 
+/// The endpoints a namespace holds, from its document as HCN reports it: its
+/// `Resources` of `Type` `Endpoint`, each with the endpoint's `ID` in `Data` (what
+/// hcsshim's `GetNamespaceEndpointIds` reads). CNI plugins on Windows add their
+/// endpoints to the namespace the runtime made; this is how the runtime finds them.
+pub fn namespace_endpoint_ids(namespace: &serde_json::Value) -> Vec<Uuid> {
+    let Some(resources) = namespace.get("Resources").and_then(|r| r.as_array()) else {
+        return Vec::new();
+    };
+    resources
+        .iter()
+        .filter(|r| r.get("Type").and_then(|t| t.as_str()) == Some("Endpoint"))
+        .filter_map(|r| {
+            let data = r.get("Data")?;
+            let id = data.get("ID").or_else(|| data.get("Id"))?.as_str()?;
+            Uuid::parse_str(id.trim_matches(['{', '}'])).ok()
+        })
+        .collect()
+}
+
+/// A network as `pane network ls` shows it (`HostComputeNetwork`, the members read).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HostComputeNetwork {
+    #[serde(rename = "ID", default)]
+    pub id: String,
+    #[serde(rename = "Name", default)]
+    pub name: String,
+    /// `NAT`, `Transparent`, `L2Bridge`, `Overlay`, `ICS`, ...
+    #[serde(rename = "Type", default)]
+    pub kind: String,
+    #[serde(rename = "Ipams", default)]
+    pub ipams: Vec<Ipam>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Ipam {
+    #[serde(rename = "Type", default)]
+    pub kind: String,
+    #[serde(rename = "Subnets", default)]
+    pub subnets: Vec<Subnet>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Subnet {
+    #[serde(rename = "IpAddressPrefix", default)]
+    pub ip_address_prefix: String,
+}
+
+impl HostComputeNetwork {
+    /// Its subnets' prefixes.
+    pub fn subnets(&self) -> Vec<String> {
+        self.ipams
+            .iter()
+            .flat_map(|i| i.subnets.iter().map(|s| s.ip_address_prefix.clone()))
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +253,39 @@ mod tests {
         let add = serde_json::to_value(ModifyNamespaceSettingRequest::add_endpoint(id)).unwrap();
         assert_eq!(add["ResourceType"], "Endpoint");
         assert_eq!(add["Settings"]["EndpointId"], id.to_string());
+    }
+
+    #[test]
+    fn a_namespace_lists_its_endpoints_in_its_resources() {
+        let reported = serde_json::json!({
+            "ID": "5f1ec0de-0000-4000-8000-000000000009",
+            "Resources": [
+                {"Type": "Container", "Data": {"Id": "abc"}},
+                {"Type": "Endpoint", "Data": {"ID": "{5F1EC0DE-0000-4000-8000-000000000001}"}},
+                {"Type": "Endpoint", "Data": {"Id": "5f1ec0de-0000-4000-8000-000000000002"}},
+                {"Type": "Endpoint", "Data": {"ID": "not-a-guid"}}
+            ]
+        });
+        assert_eq!(
+            namespace_endpoint_ids(&reported),
+            vec![
+                Uuid::from_u128(0x5f1e_c0de_0000_4000_8000_0000_0000_0001),
+                Uuid::from_u128(0x5f1e_c0de_0000_4000_8000_0000_0000_0002)
+            ]
+        );
+        assert!(namespace_endpoint_ids(&serde_json::json!({"ID": "x"})).is_empty());
+    }
+
+    #[test]
+    fn a_network_shows_its_subnets() {
+        let network: HostComputeNetwork = serde_json::from_value(serde_json::json!({
+            "ID": "b2d6a1c4-0000-4000-8000-000000000002", "Name": "nat", "Type": "NAT",
+            "Ipams": [{"Type": "Static", "Subnets": [{"IpAddressPrefix": "172.20.0.0/20"}]}],
+            "Flags": 0
+        }))
+        .unwrap();
+        assert_eq!(network.subnets(), vec!["172.20.0.0/20".to_owned()]);
+        assert_eq!(network.kind, "NAT");
     }
 
     #[test]

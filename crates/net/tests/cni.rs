@@ -737,3 +737,52 @@ fn loopback_and_tuning_in_a_real_network_namespace() {
         Some(a.netns.as_str())
     );
 }
+
+#[test]
+fn a_second_add_of_one_attachment_is_refused_so_the_first_address_is_not_lost() {
+    let f = Fixture::new();
+    let net = list("twice", "1.0.0", &[f.host_local("10.23.0.0/24")]);
+    let client = f.client();
+    let a = attachment("c1");
+    client.add(&net, &a).unwrap();
+    let err = client.add(&net, &a).unwrap_err();
+    assert!(matches!(err, CniError::AlreadyAttached { .. }), "{err}");
+    assert_eq!(f.reserved("twice"), ["10.23.0.2"], "no second address");
+    client.del(None, "twice", &a).unwrap();
+    assert!(f.reserved("twice").is_empty());
+}
+
+#[test]
+fn an_unusable_file_does_not_hide_other_networks_unless_it_claims_the_name() {
+    let f = Fixture::new();
+    let dir = f.path("conf");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("10-broken.conflist"), "{ not json").unwrap();
+    fs::write(
+        dir.join("20-claims.conflist"),
+        r#"{"cniVersion":"9.9.9","name":"wanted","plugins":[{"type":"bridge"}]}"#,
+    )
+    .unwrap();
+    fs::write(
+        dir.join("30-good.conflist"),
+        r#"{"cniVersion":"1.0.0","name":"good","plugins":[{"type":"bridge"}]}"#,
+    )
+    .unwrap();
+    fs::write(
+        dir.join("40-wanted.conflist"),
+        r#"{"cniVersion":"1.0.0","name":"wanted","plugins":[{"type":"bridge"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(find_network(&dir, "good").unwrap().unwrap().name, "good");
+    // The first file naming `wanted` is broken; libcni would have used it, so its error
+    // is the answer rather than the later file.
+    let err = find_network(&dir, "wanted").unwrap_err();
+    assert!(
+        err.file.ends_with("20-claims.conflist") && err.field == "cniVersion",
+        "{err}"
+    );
+    let scan = pane_net::cni::scan_dir(&dir).unwrap();
+    assert_eq!(scan.lists.len(), 2);
+    assert_eq!(scan.broken.len(), 2);
+    assert!(load_dir(&dir).is_err(), "the strict load still fails");
+}

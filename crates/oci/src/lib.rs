@@ -17,6 +17,10 @@ mod stream_unpack;
 mod sys;
 mod temp_name;
 
+/// Renames a finished temporary file over its target, waiting out Windows' refusal while
+/// another process holds the target open (for up to two seconds).
+pub use temp_name::replace as replace_file;
+
 pub use image::{ImageFacts, LayerFacts};
 pub use layout::{LayoutError, LoadedImage, OciLayout};
 pub use platform::{PlatformCandidate, PlatformChoice, PlatformError, select_platform};

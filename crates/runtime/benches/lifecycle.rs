@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pane_runtime::ContainerId;
-use pane_runtime::process_runtime::{Layout, ProcessRuntime};
+use pane_runtime::lifecycle::{ContainerLifecycle, Layout};
 use pane_runtime::records::RecordStore;
 use support::fake_hcs::FakeHcs;
 use support::fake_layers::FakeLayers;
@@ -46,7 +46,7 @@ fn measure(base: &std::path::Path, label: &str) {
             owner: "pane".into(),
             host_processors: 4,
         };
-        let pane = ProcessRuntime::new(hcs.clone(), layers, records, layout);
+        let pane = ContainerLifecycle::new(hcs.clone(), layers, records, layout);
         let spec =
             pane_spec::parse_service("image: mcr.microsoft.com/windows/nanoserver:ltsc2022\n")
                 .unwrap();

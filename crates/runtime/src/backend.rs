@@ -36,13 +36,56 @@ impl HostError {
 }
 
 impl From<HostError> for RuntimeError {
+    /// The call becomes the step and the HRESULT stays a number, so the message carries
+    /// only what `RuntimeError`'s own text lacks: the code's name and the host's words.
+    /// (It used to be the whole `HostError` text, which said the call and its HRESULT a
+    /// second time, `HcnCreateEndpoint failed with HRESULT 0x80070020: HcnCreateEndpoint
+    /// failed with HRESULT 0x80070020 (…): …`, as wine-e2e's HCN faults showed.)
     fn from(e: HostError) -> Self {
+        let name = e
+            .hresult
+            .describe()
+            .map(|(name, text)| format!("{name}: {text}"));
+        let message = match (name, e.message.is_empty()) {
+            (Some(name), true) => name,
+            (Some(name), false) => format!("{name}: {}", e.message),
+            (None, true) => "the host gave no further detail".to_owned(),
+            (None, false) => e.message,
+        };
         RuntimeError::Host {
             step: e.call.to_owned(),
             hresult: Some(e.hresult.0),
-            message: e.to_string(),
+            message,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_error_names_its_call_and_hresult_once() {
+        let error: RuntimeError =
+            HostError::new("HcnCreateEndpoint", 0x8007_0020, "{\"Error\":1}").into();
+        let text = error.to_string();
+        assert_eq!(text.matches("HcnCreateEndpoint").count(), 1, "{text}");
+        assert_eq!(text.matches("0x80070020").count(), 1, "{text}");
+        assert!(text.contains("ERROR_SHARING_VIOLATION"), "{text}");
+        assert!(text.ends_with("{\"Error\":1}"), "{text}");
+        let bare: RuntimeError = HostError::new("HcsStart", 0x8000_0001, "").into();
+        assert_eq!(
+            bare.to_string(),
+            "HcsStart failed with HRESULT 0x80000001: the host gave no further detail"
+        );
+    }
+}
+
+/// A console's size in character cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConsoleSize {
+    pub rows: u16,
+    pub columns: u16,
 }
 
 pub trait ProcessInput: AsyncWrite + Send + Unpin {}
@@ -102,6 +145,9 @@ pub trait Compute: Send + Sync {
         pid: u32,
         signal: Option<&str>,
     ) -> Result<(), HostError>;
+    /// Resizes the console of a process created with `EmulateConsole`
+    /// (`HcsModifyProcess` with a `ConsoleSize` operation).
+    async fn resize_console(&self, id: &str, pid: u32, size: ConsoleSize) -> Result<(), HostError>;
     /// The system's and its processes' events from now on.
     fn events(&self, id: &str) -> Result<mpsc::UnboundedReceiver<ComputeEvent>, HostError>;
     /// Systems carrying `owner` as their owner tag.
@@ -230,6 +276,9 @@ impl Compute for NoHost {
     async fn open_process(&self, _: &str, _: u32) -> Result<(), HostError> {
         Err(self.refuse("HcsOpenProcess"))
     }
+    async fn resize_console(&self, _: &str, _: u32, _: ConsoleSize) -> Result<(), HostError> {
+        Err(self.refuse("HcsModifyProcess"))
+    }
     async fn signal_process(&self, _: &str, _: u32, _: Option<&str>) -> Result<(), HostError> {
         Err(self.refuse("HcsSignalProcess"))
     }
@@ -308,4 +357,15 @@ pub trait Network: Send + Sync {
         ports: &[PublishedPort],
     ) -> Result<Endpoint, HostError>;
     async fn delete_endpoint(&self, id: uuid::Uuid) -> Result<(), HostError>;
+    /// What CNI plugins are handed as `CNI_NETNS` for namespace `id`: on Windows the
+    /// HCN namespace GUID, as containerd hands it; elsewhere the namespace's path.
+    fn cni_netns(&self, id: uuid::Uuid) -> String {
+        id.to_string()
+    }
+    /// Namespace `id` as HCN reports it now (`HostComputeNamespace`, with `Resources`
+    /// naming the endpoints in it, whoever attached them: CNI plugins add theirs to the
+    /// namespace pane made).
+    async fn query_namespace(&self, id: uuid::Uuid) -> Result<serde_json::Value, HostError>;
+    /// Endpoint `id` as HCN reports it; a Hyper-V guest is handed it.
+    async fn query_endpoint(&self, id: uuid::Uuid) -> Result<Endpoint, HostError>;
 }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::gpu::GpuError;
+use crate::isolation::IsolationDecision;
 
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
 
@@ -59,6 +60,16 @@ pub enum RuntimeError {
         message: String,
     },
 
+    #[error(
+        "container {id} is busy: {} has held it for over {waited:?}; try again, or end that process",
+        holder.map_or_else(|| "another pane operation".to_owned(), |pid| format!("pane process {pid}"))
+    )]
+    Busy {
+        id: String,
+        holder: Option<u32>,
+        waited: Duration,
+    },
+
     #[error("pane's state under {path} is unusable: {reason}")]
     State { path: String, reason: String },
 }
@@ -74,6 +85,34 @@ impl RuntimeError {
             problem: problem.into(),
             fix: fix.into(),
         }
+    }
+}
+
+/// Why a Hyper-V container cannot have a GPU, for the create and the plan alike (here, not in
+/// `gpu`, so that `gpu` needs nothing of this module). Microsoft
+/// supports GPUs (DirectX) for process-isolated containers only. GPU partitioning (GPU-PV)
+/// of a utility VM is not offered: it needs the host's driver files shared into the VM, the
+/// partition assigned before boot and the hosted container given `AssignedDevices`, and
+/// anything less gives a container that silently has no GPU.
+pub fn hyperv_gpu_refusal(decision: IsolationDecision) -> RuntimeError {
+    RuntimeError::Unsupported {
+        operation: "GPUs under Hyper-V isolation",
+        reason: format!(
+            "{decision} was chosen, and Windows gives GPUs to process-isolated containers \
+             only; run on a host whose build matches the image, or set `isolation: process`"
+        ),
+    }
+}
+
+/// A guest bridge failure at `step`, keeping the guest's HRESULT (Hyper-V isolation and
+/// the network it hands the guest both talk over the bridge).
+pub(crate) fn guest_error(
+    step: &'static str,
+) -> impl FnOnce(pane_gcs::BridgeError) -> RuntimeError {
+    move |e| RuntimeError::Host {
+        step: step.to_owned(),
+        hresult: e.hresult().map(|h| h.0),
+        message: e.to_string(),
     }
 }
 

@@ -63,21 +63,6 @@ pub enum GpuError {
     },
 }
 
-/// Why a Hyper-V container cannot have a GPU, for the create and the plan alike. Microsoft
-/// supports GPUs (DirectX) for process-isolated containers only. GPU partitioning (GPU-PV)
-/// of a utility VM is not offered: it needs the host's driver files shared into the VM, the
-/// partition assigned before boot and the hosted container given `AssignedDevices`, and
-/// anything less gives a container that silently has no GPU.
-pub fn hyperv_gpu_refusal(decision: crate::isolation::IsolationDecision) -> crate::RuntimeError {
-    crate::RuntimeError::Unsupported {
-        operation: "GPUs under Hyper-V isolation",
-        reason: format!(
-            "{decision} was chosen, and Windows gives GPUs to process-isolated containers \
-             only; run on a host whose build matches the image, or set `isolation: process`"
-        ),
-    }
-}
-
 /// The adapters a container gets: real GPUs of the wanted vendor whose description contains
 /// the wanted model, in enumeration order, `count` of them (0 is read as 1).
 pub fn select_gpus(

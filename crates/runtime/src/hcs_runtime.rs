@@ -16,11 +16,11 @@ use crate::error::{Result, RuntimeError};
 use crate::id::ContainerId;
 use crate::images::{ImageService, ImageSettings};
 use crate::isolation::{Isolation, decide_isolation};
-use crate::process_runtime::{Layout, ProcessRuntime, Reconciled};
-use crate::records::{ContainerRecord, Phase, RecordStore};
+use crate::lifecycle::{ContainerLifecycle, Layout, Reconciled};
+use crate::records::state::{ContainerState, WaitOutcome};
+use crate::records::{ContainerRecord, Phase, RecordStore, phase_state};
 use crate::runtime::Runtime;
 use crate::signal::Signal;
-use crate::state::{ContainerState, WaitOutcome};
 use crate::types::{
     ContainerInspect, ContainerStats, ContainerSummary, ExecEventStream, ExecOptions, ImageInfo,
     LogEntry, LogOptions, PruneResult, RegistryAuth,
@@ -41,7 +41,7 @@ pub struct RuntimeSettings {
 
 pub struct HcsRuntime {
     images: ImageService,
-    containers: ProcessRuntime,
+    containers: ContainerLifecycle,
     records: RecordStore,
     compute: Arc<dyn Compute>,
     host_build: Option<OsVersion>,
@@ -53,19 +53,6 @@ impl std::fmt::Debug for HcsRuntime {
             .field("images", &self.images)
             .field("containers", &self.containers)
             .finish_non_exhaustive()
-    }
-}
-
-fn phase_state(phase: &Phase) -> ContainerState {
-    match phase {
-        Phase::Creating => ContainerState::Pending,
-        Phase::Created => ContainerState::Created,
-        Phase::Running => ContainerState::Running,
-        Phase::Removing => ContainerState::Stopping,
-        Phase::Exited { code } => ContainerState::Exited { code: *code },
-        Phase::Failed { reason } => ContainerState::Failed {
-            reason: reason.clone(),
-        },
     }
 }
 
@@ -86,7 +73,12 @@ impl HcsRuntime {
         };
         Ok(Self {
             images: ImageService::open(&settings.root, settings.images)?,
-            containers: ProcessRuntime::new(Arc::clone(&compute), layers, records.clone(), layout),
+            containers: ContainerLifecycle::new(
+                Arc::clone(&compute),
+                layers,
+                records.clone(),
+                layout,
+            ),
             records,
             compute,
             host_build: settings.host_build,
@@ -100,6 +92,25 @@ impl HcsRuntime {
         self
     }
 
+    /// Lets containers join the CNI networks `cni` configures; their namespaces are
+    /// made through the network backend ([`HcsRuntime::with_network`]).
+    #[must_use]
+    pub fn with_cni(mut self, cni: Arc<crate::networking::cni::CniNetworks>) -> Self {
+        self.containers = self.containers.with_cni(cni);
+        self
+    }
+
+    /// The CNI networks, when the runtime has them.
+    pub fn cni(&self) -> Option<&crate::networking::cni::CniNetworks> {
+        self.containers.cni()
+    }
+
+    /// Asks for `address` on the next create of `id`, from the network that hands out
+    /// addresses (CNI's `ips` capability; `host-local` over the node slice honours it).
+    pub fn request_address(&self, id: &ContainerId, address: IpAddr) {
+        self.containers.request_address(id, address);
+    }
+
     /// Enables Hyper-V isolation: utility VMs' guests are reached through `connector`.
     #[must_use]
     pub fn with_guest_connector(
@@ -110,8 +121,32 @@ impl HcsRuntime {
         self
     }
 
+    /// Reconcile leaves running containers that `holders` says are held elsewhere.
+    #[must_use]
+    pub fn with_holders(mut self, holders: Arc<dyn crate::types::Holders>) -> Self {
+        self.containers = self.containers.with_holders(holders);
+        self
+    }
+
     pub fn images(&self) -> &ImageService {
         &self.images
+    }
+
+    /// An exec whose input is written while it runs, with a console when `options.tty`
+    /// (see [`ContainerLifecycle::exec_session`]).
+    pub async fn exec_session(
+        &self,
+        id: &ContainerId,
+        options: &ExecOptions,
+        input: bool,
+    ) -> Result<crate::types::ExecSession> {
+        self.containers.attach(id).await?;
+        self.containers.exec_session(id, options, input).await
+    }
+
+    /// The running workload's stdio, from the process that started it.
+    pub fn attachment(&self, id: &ContainerId) -> Result<crate::workload_io::WorkloadAttachment> {
+        self.containers.attachment(id)
     }
 
     /// The folder of the container's log files, for following them (`pane logs -f`).
@@ -172,7 +207,7 @@ impl HcsRuntime {
             self.host_build.as_ref(),
         );
         if decision.isolation == Isolation::Hyperv && spec.resources.gpu.is_some() {
-            return Err(crate::gpu::hyperv_gpu_refusal(decision));
+            return Err(crate::error::hyperv_gpu_refusal(decision));
         }
         tracing::info!(%id, %decision, "isolation decided");
         let chain = self.images.chain(&image).await?;
@@ -331,6 +366,7 @@ impl Runtime for HcsRuntime {
             isolation: record.isolation,
             ip: record.resources.ip,
             ports: record.resources.ports.clone(),
+            networks: record.resources.attachments.clone(),
             created_at: record.created_at,
             started_at: record.started_at,
             finished_at: record.finished_at,
@@ -342,6 +378,24 @@ impl Runtime for HcsRuntime {
 
     async fn container_ip(&self, id: &ContainerId) -> Result<Option<IpAddr>> {
         Ok(self.record(id)?.resources.ip)
+    }
+
+    async fn container_namespace_id(&self, id: &ContainerId) -> Result<Option<uuid::Uuid>> {
+        Ok(self
+            .record(id)?
+            .resources
+            .network_namespace
+            .as_deref()
+            .and_then(|ns| uuid::Uuid::parse_str(ns).ok()))
+    }
+
+    async fn container_pid(&self, id: &ContainerId) -> Result<Option<u32>> {
+        let record = self.record(id)?;
+        // Under Hyper-V the workload is a process in the guest: the host has no pid.
+        if record.isolation == Some(Isolation::Hyperv) || record.phase != Phase::Running {
+            return Ok(None);
+        }
+        Ok(record.resources.init_pid)
     }
 
     async fn list_containers(&self) -> Result<Vec<ContainerSummary>> {

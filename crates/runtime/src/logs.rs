@@ -1,12 +1,15 @@
 //! Container logs: output lines persisted as JSON lines (timestamp, stream, message) in the
-//! container's directory, rotated at a size limit, read back with `tail` and `since`.
+//! container's directory, rotated at a size limit, read back with `tail` and `since`, and
+//! the pumps that copy a process's pipes into them.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 
+use crate::backend::ProcessOutput;
 use crate::types::{LogEntry, LogOptions, LogStream};
 
 /// Rotate the current file when it passes this size; keep this many old files.
@@ -203,6 +206,48 @@ pub fn read_logs(dir: &Path, options: &LogOptions, keep: usize) -> io::Result<Ve
         entries.drain(..entries.len() - tail);
     }
     Ok(entries)
+}
+
+/// A container's log writer, shared by the workload's and the execs' pumps so rotation
+/// happens in one place.
+pub(crate) type SharedLog = Arc<Mutex<LogWriter>>;
+
+/// Hands a pipe's bytes to `sink` as they arrive, until the pipe closes or `sink` returns
+/// false.
+async fn drain(mut reader: Box<dyn ProcessOutput>, mut sink: impl FnMut(&[u8]) -> bool) {
+    use tokio::io::AsyncReadExt as _;
+    let mut buffer = vec![0u8; 64 << 10];
+    while let Ok(n) = reader.read(&mut buffer).await {
+        if n == 0 || !sink(&buffer[..n]) {
+            break;
+        }
+    }
+}
+
+/// Persists a pipe as log lines until it closes, handing each chunk to `forward` too (an
+/// exec's stream); the log keeps going if `forward`'s reader has gone.
+pub(crate) async fn log_pump(
+    reader: Box<dyn ProcessOutput>,
+    mut splitter: LineSplitter,
+    writer: SharedLog,
+    mut forward: impl FnMut(&[u8]) + Send,
+) {
+    let append = |entries: Vec<LogEntry>| {
+        if let Ok(mut writer) = writer.lock() {
+            for entry in &entries {
+                if let Err(e) = writer.append(entry) {
+                    tracing::warn!(error = %e, "a log line was not persisted");
+                }
+            }
+        }
+    };
+    drain(reader, |bytes| {
+        forward(bytes);
+        append(splitter.push(bytes));
+        true
+    })
+    .await;
+    append(splitter.finish().into_iter().collect());
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use pane_spec::{ImageReference, PullPolicy, ServiceSpec};
 
 use crate::error::Result;
 use crate::id::ContainerId;
+use crate::records::state::{ContainerState, WaitOutcome};
 use crate::signal::Signal;
-use crate::state::{ContainerState, WaitOutcome};
 use crate::types::{
     ContainerInspect, ContainerStats, ContainerSummary, ExecEvent, ExecEventStream, ExecOptions,
     ExecOutput, ImageInfo, LogEntry, LogOptions, PruneResult, RegistryAuth,
@@ -81,6 +81,14 @@ pub trait Runtime: Send + Sync {
 
     /// The container's address on the node's network, once attached.
     async fn container_ip(&self, id: &ContainerId) -> Result<Option<IpAddr>>;
+
+    /// The container's network namespace (on Windows its HCN namespace GUID), for an
+    /// orchestrator that attaches networking itself; `None` without networks.
+    async fn container_namespace_id(&self, id: &ContainerId) -> Result<Option<uuid::Uuid>>;
+
+    /// The workload's host process id while it runs under process isolation; `None`
+    /// under Hyper-V isolation (the workload runs in the utility VM) and when not running.
+    async fn container_pid(&self, id: &ContainerId) -> Result<Option<u32>>;
 
     async fn list_containers(&self) -> Result<Vec<ContainerSummary>>;
 

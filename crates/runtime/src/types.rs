@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::id::ContainerId;
 use crate::isolation::Isolation;
-use crate::state::ContainerState;
+use crate::records::state::ContainerState;
 
 /// What to run inside a running container.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -23,6 +23,9 @@ pub struct ExecOptions {
     pub working_dir: Option<String>,
     pub user: Option<String>,
     pub tty: bool,
+    /// The console's size when `tty` is set; HCS's default without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_size: Option<ConsoleSize>,
     /// Bytes for the command's standard input, which is closed after them (so a filter such
     /// as `findstr` ends). `None`: the command gets no standard input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -40,6 +43,41 @@ impl ExecOptions {
             ..Self::default()
         }
     }
+}
+
+pub use crate::backend::ConsoleSize;
+
+/// Resizes the console of a running process (an exec with `tty`, or a workload whose
+/// spec says `tty: true`).
+#[async_trait::async_trait]
+pub trait ConsoleControl: Send + Sync {
+    async fn resize(&self, size: ConsoleSize) -> Result<(), crate::RuntimeError>;
+}
+
+/// A command started in a container whose input is written while it runs (a terminal
+/// session), where [`ExecOptions::stdin`] gives all of it up front. Shutting `input`
+/// down closes the command's standard input.
+pub struct ExecSession {
+    pub input: Option<Box<dyn crate::backend::ProcessInput>>,
+    pub events: ExecEventStream,
+    pub console: Option<std::sync::Arc<dyn ConsoleControl>>,
+}
+
+impl fmt::Debug for ExecSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecSession")
+            .field("input", &self.input.is_some())
+            .field("console", &self.console.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Says whether a live process other than this one holds a running container (a
+/// detached container's supervisor, serving its shim). Reconcile leaves those alone: their
+/// holder collects the exit, and a Hyper-V guest takes one connection per boot.
+#[async_trait::async_trait]
+pub trait Holders: Send + Sync {
+    async fn holds(&self, id: &ContainerId) -> bool;
 }
 
 /// Output of a streamed exec. The stream ends with exactly one `Exit`.
@@ -149,6 +187,8 @@ pub struct ContainerInspect {
     pub ip: Option<IpAddr>,
     /// Container ports published on the host.
     pub ports: Vec<crate::backend::PublishedPort>,
+    /// Each network joined: interface, addresses, gateway, DNS.
+    pub networks: Vec<crate::records::NetworkAttachment>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,

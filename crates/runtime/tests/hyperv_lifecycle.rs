@@ -6,55 +6,32 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use pane_gcs::Rpc;
-use pane_hcs::doc::LayerRef;
-use pane_runtime::process_runtime::{Layout, ProcessRuntime};
-use pane_runtime::records::{Phase, RecordStore};
+use pane_runtime::lifecycle::ContainerLifecycle;
+use pane_runtime::records::Phase;
 use pane_runtime::{ContainerId, Isolation, LogOptions};
-use support::fake_hcs::{FakeHcs, SystemState};
-use support::fake_layers::FakeLayers;
-use support::fake_network::FakeNetwork;
+use support::fake_hcs::SystemState;
 use support::fixtures::image;
-use support::guest::PeerGuests;
+use support::hyperv_world::HypervWorld;
 
+/// The host, and the runtime of the pane process under test.
 struct World {
-    hcs: Arc<FakeHcs>,
-    layers: Arc<FakeLayers>,
-    network: Arc<FakeNetwork>,
-    guests: Arc<PeerGuests>,
-    records: RecordStore,
-    runtime: ProcessRuntime,
-    base_layer: PathBuf,
-    dir: tempfile::TempDir,
+    host: HypervWorld,
+    runtime: ContainerLifecycle,
+}
+
+impl std::ops::Deref for World {
+    type Target = HypervWorld;
+
+    fn deref(&self) -> &HypervWorld {
+        &self.host
+    }
 }
 
 impl World {
-    fn runtime(&self) -> ProcessRuntime {
-        ProcessRuntime::new(
-            self.hcs.clone(),
-            self.layers.clone(),
-            self.records.clone(),
-            Layout {
-                containers: self.dir.path().join("containers"),
-                owner: "pane".into(),
-                host_processors: 4,
-            },
-        )
-        .with_guest_connector(self.guests.clone())
-        .with_network(self.network.clone())
-    }
-
-    fn chain(&self) -> Vec<LayerRef> {
-        vec![LayerRef {
-            id: "1f0e2d3c-4b5a-5968-8776-a5b4c3d2e1f0".into(),
-            path: self.base_layer.display().to_string(),
-        }]
-    }
-
     async fn create(
         &self,
         id: &ContainerId,
@@ -67,42 +44,9 @@ impl World {
 }
 
 fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    // A base layer with the utility VM's template disk, as Windows base images carry it.
-    let base_layer = dir.path().join("layers").join("base");
-    std::fs::create_dir_all(base_layer.join("UtilityVM/Files")).unwrap();
-    std::fs::write(
-        base_layer.join("UtilityVM/SystemTemplate.vhdx"),
-        b"template",
-    )
-    .unwrap();
-    let hcs = Arc::new(FakeHcs::default());
-    let layers = Arc::new(FakeLayers::default());
-    let guests = Arc::new(PeerGuests::new(dir.path().join("g"), hcs.clone()));
-    let records = RecordStore::open(dir.path()).unwrap();
-    let network = Arc::new(FakeNetwork::default());
-    let runtime = ProcessRuntime::new(
-        hcs.clone(),
-        layers.clone(),
-        records.clone(),
-        Layout {
-            containers: dir.path().join("containers"),
-            owner: "pane".into(),
-            host_processors: 4,
-        },
-    )
-    .with_guest_connector(guests.clone())
-    .with_network(network.clone());
-    World {
-        hcs,
-        layers,
-        network,
-        guests,
-        records,
-        runtime,
-        base_layer,
-        dir,
-    }
+    let host = HypervWorld::new();
+    let runtime = host.runtime();
+    World { host, runtime }
 }
 
 fn spec(script: &str) -> pane_spec::ServiceSpec {
@@ -427,5 +371,236 @@ async fn the_guest_gets_the_namespace_and_a_nic_per_endpoint() {
         Some("172.20.0.2".parse().unwrap())
     );
     world.runtime.remove(&id, true).await.unwrap();
+    assert_nothing_left(&world);
+}
+
+/// A stand-in for a Windows CNI plugin (`win-bridge`, `sdnoverlay`): on ADD it attaches an
+/// endpoint to the HCN namespace named by `CNI_NETNS` (through the HCN double's shared
+/// directory, as the real plugin does through HCN from its own process) and prints its
+/// result; on DEL it takes the endpoint away.
+fn windows_plugin_stand_in(dir: &std::path::Path, endpoint: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let hcn = dir.join("hcn");
+    let script = format!(
+        r#"#!/bin/sh
+cat >/dev/null
+ns="{hcn}/$CNI_NETNS"
+case "$CNI_COMMAND" in
+ADD)
+  mkdir -p "$ns"
+  echo "$CNI_NETNS" > "{hcn}/netns-seen"
+  printf '{{"ID":"{endpoint}","HostComputeNetwork":"cbr0","HostComputeNamespace":"%s","IpConfigurations":[{{"IpAddress":"10.244.1.7","PrefixLength":24}}],"MacAddress":"00-15-5D-AA-00-07"}}' "$CNI_NETNS" > "$ns/{endpoint}.json"
+  echo '{{"cniVersion":"1.0.0","interfaces":[{{"name":"eth0","mac":"00-15-5D-AA-00-07"}}],"ips":[{{"address":"10.244.1.7/24","gateway":"10.244.1.1","interface":0}}],"dns":{{"nameservers":["10.96.0.10"],"search":["svc.cluster.local"]}}}}'
+  ;;
+DEL) rm -rf "$ns" ;;
+esac
+"#,
+        hcn = hcn.display()
+    );
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::create_dir_all(&hcn).unwrap();
+    let path = dir.join("bin").join("win-bridge");
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(dir.join("cni").join("conf")).unwrap();
+    std::fs::write(
+        dir.join("cni").join("conf").join("10-cbr0.conflist"),
+        r#"{"cniVersion": "1.0.0", "name": "cbr0", "plugins": [{"type": "win-bridge"}]}"#,
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cni_network_gets_the_namespace_guid_and_the_guest_a_nic_per_plugin_endpoint() {
+    let world = world();
+    let endpoint = "5f1ec0de-0000-4000-8000-0000000000e1";
+    let root = world.dir.path();
+    windows_plugin_stand_in(root, endpoint);
+    world.network.share_with_plugins(&root.join("hcn"));
+    let mut settings = pane_runtime::networking::cni::CniSettings::under_root(root);
+    settings.bin_dirs = vec![root.join("bin")];
+    let runtime =
+        world
+            .runtime()
+            .with_cni(Arc::new(pane_runtime::networking::cni::CniNetworks::open(
+                root, "pane", settings,
+            )));
+    let id = ContainerId::new("web", 1);
+    let mut spec = spec("exit 0");
+    spec.networks = vec!["cbr0".into()];
+    runtime
+        .create_isolated(&id, &spec, &image(), &world.chain(), Isolation::Hyperv)
+        .await
+        .unwrap();
+    let record = world.records.load(&id).unwrap();
+    let namespace = record.resources.network_namespace.clone().unwrap();
+    let seen = std::fs::read_to_string(root.join("hcn").join("netns-seen")).unwrap();
+    assert_eq!(
+        seen.trim(),
+        namespace,
+        "CNI_NETNS is the bare HCN namespace GUID, as containerd hands it on Windows"
+    );
+    assert!(
+        record.resources.endpoints.is_empty(),
+        "pane makes no endpoint of its own"
+    );
+    assert_eq!(record.resources.ip, Some("10.244.1.7".parse().unwrap()));
+    assert_eq!(
+        record.resources.attachments[0].dns_search,
+        ["svc.cluster.local"]
+    );
+    let peer = &world.guests.peers()[0];
+    let hosted = peer.container_document("web-1").unwrap();
+    assert_eq!(
+        hosted["Container"]["Networking"]["DnsSearchList"],
+        "svc.cluster.local"
+    );
+    let pre_adds: Vec<String> = peer
+        .received()
+        .iter()
+        .filter(|r| r.rpc == Rpc::ModifySettings)
+        .map(|r| r.body.to_string())
+        .filter(|body| body.contains("PreAdd"))
+        .collect();
+    assert_eq!(pre_adds.len(), 1, "{pre_adds:?}");
+    assert!(
+        pre_adds[0].contains(endpoint),
+        "the guest gets the plugin's endpoint: {}",
+        pre_adds[0]
+    );
+    let nic_added =
+        world.hcs.sent_documents().iter().any(|d| {
+            d.call == "HcsModifyComputeSystem" && d.document.to_string().contains(endpoint)
+        });
+    assert!(nic_added, "the VM gets a NIC for the plugin's endpoint");
+    let namespace_added = peer
+        .received()
+        .iter()
+        .filter(|r| r.rpc == Rpc::ModifySettings)
+        .map(|r| r.body.to_string())
+        .find(|body| body.contains("NetworkNamespace"))
+        .unwrap();
+    assert!(
+        namespace_added.contains(endpoint),
+        "the guest gets the namespace as HCN reports it after ADD, with the plugin's endpoint: {namespace_added}"
+    );
+    runtime.remove(&id, true).await.unwrap();
+    assert!(
+        !root.join("hcn").join(&namespace).exists(),
+        "DEL took the plugin's endpoint away"
+    );
+    assert_nothing_left(&world);
+
+    // A failure while the VM gets its NIC, after the guest was handed the endpoint: the
+    // VM, the plugin's endpoint (DEL) and the namespace all go.
+    // (The third modify of the VM is the NIC: after a layer share and the scratch.)
+    world
+        .hcs
+        .fail_after("HcsModifyComputeSystem", 2, 0x8037_0100);
+    let err = runtime
+        .create_isolated(&id, &spec, &image(), &world.chain(), Isolation::Hyperv)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("add a network adapter to the VM"),
+        "{err}"
+    );
+    assert!(!root.join("hcn").join(&namespace).exists(), "DEL ran");
+    assert_nothing_left(&world);
+}
+
+/// The shim API in front of a Hyper-V container: the runtime that created it (and holds
+/// its one guest connection) serves it on a real Unix socket, as the container's
+/// supervisor does, and a client, as any other pane process, execs with input, kills it
+/// and waits for it through that socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_process_drives_a_hyperv_container_through_its_shim() {
+    use pane_shim::endpoint::{Listener, connect, endpoint};
+    use pane_shim::frame::Stream;
+    let world = world();
+    let id = ContainerId::new("svc", 1);
+    let spec = spec("sleep 30");
+    let holder = Arc::new(world.runtime());
+    holder
+        .create_isolated(&id, &spec, &image(), &world.chain(), Isolation::Hyperv)
+        .await
+        .unwrap();
+    holder.start(&id, &spec, &image()).await.unwrap();
+    let target: Arc<dyn pane_shim::ShimTarget> = Arc::new(
+        pane_runtime::shim_target::RuntimeTarget::new(holder.clone(), id.clone()),
+    );
+    let listener = Listener::bind(&endpoint(world.dir.path(), &id.to_string())).unwrap();
+    tokio::spawn(async move {
+        while let Ok(connection) = listener.accept().await {
+            tokio::spawn(pane_shim::serve_connection(
+                connection,
+                Arc::clone(&target),
+                "test",
+            ));
+        }
+    });
+    let stream = connect(&endpoint(world.dir.path(), &id.to_string()))
+        .await
+        .unwrap();
+    let client = pane_shim::ShimClient::handshake(stream, "test")
+        .await
+        .unwrap();
+    let mut session = client
+        .exec(pane_shim::ExecRequest {
+            command: vec!["grep".into(), "beta".into()],
+            env: Vec::new(),
+            workdir: None,
+            user: None,
+            terminal: None,
+            stdin: true,
+        })
+        .await
+        .unwrap();
+    client
+        .write_input(session.id, b"alpha\nbeta\n")
+        .await
+        .unwrap();
+    client.close_input(session.id).await.unwrap();
+    let mut stdout = Vec::new();
+    while let Some((stream, bytes)) = session.output.recv().await {
+        if stream == Stream::Stdout {
+            stdout.extend(bytes);
+        }
+    }
+    assert_eq!(
+        stdout, b"beta\n",
+        "the guest ran the exec with the client's input"
+    );
+    assert_eq!(session.exit.await.unwrap(), 0);
+    assert_eq!(
+        client.call(pane_shim::Op::State).await.unwrap()["status"],
+        "running"
+    );
+    let waiting = {
+        let stream = connect(&endpoint(world.dir.path(), &id.to_string()))
+            .await
+            .unwrap();
+        let other = pane_shim::ShimClient::handshake(stream, "test")
+            .await
+            .unwrap();
+        tokio::spawn(async move { other.call(pane_shim::Op::Wait).await })
+    };
+    client
+        .call(pane_shim::Op::Kill {
+            signal: "TERM".into(),
+        })
+        .await
+        .unwrap();
+    let waited = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        waited["exit_code"],
+        128 + 15,
+        "CtrlShutdown reached the guest's workload"
+    );
+    holder.remove(&id, false).await.unwrap();
     assert_nothing_left(&world);
 }

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use pane_gcs::Rpc;
 use pane_gcs::messages::{NULL_CONTAINER_ID, SystemTime, TimeZoneInformation};
 use pane_hcs::doc::{LayerRef, SourceKind};
+use pane_runtime::lifecycle::{ContainerLifecycle, Layout};
 use pane_runtime::plan::{HostValues, Plan, PlanInput, plan};
-use pane_runtime::process_runtime::{Layout, ProcessRuntime};
 use pane_runtime::records::RecordStore;
 use pane_runtime::{ContainerId, Isolation};
 use pane_spec::{IsolationMode, ServiceSpec, SpecFile};
@@ -55,7 +55,7 @@ struct Host {
     network: Arc<FakeNetwork>,
     guests: Arc<PeerGuests>,
     files: Arc<FakeFiles>,
-    runtime: ProcessRuntime,
+    runtime: ContainerLifecycle,
     chain: Vec<LayerRef>,
     dir: tempfile::TempDir,
 }
@@ -89,7 +89,7 @@ fn host() -> Host {
     let network = Arc::new(FakeNetwork::default());
     network.add_network("frontend", [10, 0, 5]);
     let guests = Arc::new(PeerGuests::new(dir.path().join("g"), hcs.clone()));
-    let runtime = ProcessRuntime::new(
+    let runtime = ContainerLifecycle::new(
         hcs.clone(),
         Arc::new(FakeLayers::default()),
         RecordStore::open(dir.path()).unwrap(),
@@ -162,6 +162,7 @@ fn plan_for(host: &Host, id: &ContainerId, spec: &ServiceSpec, mac: Option<&str>
             endpoint_mac: mac,
             network_id: None,
         },
+        cni: None,
     })
     .unwrap()
 }
@@ -220,6 +221,7 @@ async fn plans_show_exactly_what_create_sends() {
                     root: &root,
                     owner: "pane",
                     host: HostValues::default(),
+                    cni: None,
                 });
                 assert!(refused.is_err(), "{case}: a GPU under Hyper-V is refused");
                 continue;

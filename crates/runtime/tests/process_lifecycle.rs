@@ -10,7 +10,7 @@ use std::time::Duration;
 use pane_runtime::ContainerId;
 use pane_runtime::WaitReason;
 use pane_runtime::backend::Compute as _;
-use pane_runtime::process_runtime::{Layout, ProcessRuntime};
+use pane_runtime::lifecycle::{ContainerLifecycle, Layout};
 use pane_runtime::records::{Phase, RecordStore};
 use support::fake_hcs::{ExitOrder, FakeHcs};
 use support::fake_layers::FakeLayers;
@@ -22,19 +22,19 @@ struct World {
     layers: Arc<FakeLayers>,
     network: Arc<FakeNetwork>,
     records: RecordStore,
-    runtime: ProcessRuntime,
+    runtime: ContainerLifecycle,
     dir: tempfile::TempDir,
 }
 
 impl World {
     /// A new pane process over the same host and state directory.
-    fn restarted(&self, owner: &str) -> ProcessRuntime {
+    fn restarted(&self, owner: &str) -> ContainerLifecycle {
         let layout = Layout {
             containers: self.dir.path().join("containers"),
             owner: owner.into(),
             host_processors: 4,
         };
-        ProcessRuntime::new(
+        ContainerLifecycle::new(
             self.hcs.clone(),
             self.layers.clone(),
             self.records.clone(),
@@ -55,7 +55,7 @@ fn world() -> World {
         host_processors: 4,
     };
     let network = Arc::new(FakeNetwork::default());
-    let runtime = ProcessRuntime::new(hcs.clone(), layers.clone(), records.clone(), layout)
+    let runtime = ContainerLifecycle::new(hcs.clone(), layers.clone(), records.clone(), layout)
         .with_network(network.clone());
     World {
         hcs,
@@ -656,6 +656,64 @@ async fn ports_are_published_through_the_first_endpoint_and_a_taken_port_fails_c
     assert_nothing_left(&world);
 }
 
+/// Ends `job-1`'s newest process (the workload of `id`) with `code`, as HCS reports an
+/// exit, and returns what the runtime's wait made of it.
+async fn exit_workload(world: &World, id: &ContainerId, code: u32) -> pane_runtime::WaitOutcome {
+    let pid = *world.hcs.process_ids("job-1").last().unwrap();
+    world.hcs.exit_process("job-1", pid, code);
+    tokio::time::timeout(Duration::from_secs(5), world.runtime.wait(id))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// Found by the simulated host (`.ci/wine-e2e`): a start whose workload failed to start
+/// terminated the system and left the record `Created`, so every later start failed.
+#[tokio::test]
+async fn a_container_whose_workload_failed_to_start_starts_later() {
+    let world = world();
+    let id = ContainerId::new("job", 1);
+    world
+        .runtime
+        .create(&id, &spec(), &image(), &chain())
+        .await
+        .unwrap();
+    world.hcs.fail_once("HcsCreateProcess", 0x8037_0100);
+    world
+        .runtime
+        .start(&id, &spec(), &image())
+        .await
+        .unwrap_err();
+    assert_eq!(world.records.load(&id).unwrap().phase, Phase::Created);
+    world.runtime.start(&id, &spec(), &image()).await.unwrap();
+    assert_eq!(world.records.load(&id).unwrap().phase, Phase::Running);
+    assert_eq!(exit_workload(&world, &id, 0).await.exit_code, 0);
+    world.runtime.remove(&id, false).await.unwrap();
+    assert_nothing_left(&world);
+}
+
+/// Found by the simulated host (kill -9 of `pane run` while `HcsStartComputeSystem` ran): the
+/// record stayed `Created` while the system ran without its workload, and every later
+/// start failed with `HCS_E_INVALID_STATE`.
+#[tokio::test]
+async fn a_start_interrupted_after_the_system_started_can_be_started_again() {
+    use pane_runtime::backend::Compute as _;
+    let world = world();
+    let id = ContainerId::new("job", 1);
+    world
+        .runtime
+        .create(&id, &spec(), &image(), &chain())
+        .await
+        .unwrap();
+    // What the killed process got done: HCS started the system; the record never knew.
+    world.hcs.start("job-1").await.unwrap();
+    world.runtime.start(&id, &spec(), &image()).await.unwrap();
+    assert_eq!(world.records.load(&id).unwrap().phase, Phase::Running);
+    assert_eq!(exit_workload(&world, &id, 0).await.exit_code, 0);
+    world.runtime.remove(&id, false).await.unwrap();
+    assert_nothing_left(&world);
+}
+
 #[tokio::test]
 async fn an_exited_container_starts_again_over_the_same_scratch() {
     let world = world();
@@ -672,11 +730,7 @@ async fn an_exited_container_starts_again_over_the_same_scratch() {
             .hcs
             .write_stdout("job-1", pid, format!("run {run}\n").as_bytes())
             .await;
-        world.hcs.exit_process("job-1", pid, code);
-        let outcome = tokio::time::timeout(Duration::from_secs(5), world.runtime.wait(&id))
-            .await
-            .unwrap()
-            .unwrap();
+        let outcome = exit_workload(&world, &id, code).await;
         assert_eq!(outcome.exit_code, i32::try_from(code).unwrap(), "run {run}");
     }
     let logs = world
@@ -729,5 +783,104 @@ async fn the_scratch_disk_grows_to_the_spec_storage_and_a_failed_grow_leaves_not
         .await
         .unwrap_err();
     assert!(err.to_string().contains("ExpandSandboxSize"), "{err}");
+    assert_nothing_left(&world);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_removes_of_one_container_one_wins_the_other_finds_no_container() {
+    let world = world();
+    let id = ContainerId::new("web", 1);
+    world
+        .runtime
+        .create(&id, &spec(), &image(), &chain())
+        .await
+        .unwrap();
+    // Two pane processes: two runtimes over one root, each with its own lock handles.
+    let (first, second) = (world.restarted("pane"), world.restarted("pane"));
+    let (a, b) = tokio::join!(first.remove(&id, true), second.remove(&id, true));
+    let outcomes = [a, b];
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| matches!(o, Err(pane_runtime::RuntimeError::NotFound { .. }))),
+        "{outcomes:?}"
+    );
+    assert_nothing_left(&world);
+}
+
+/// Turns [`child_holds_a_container_lock`] on: the root whose lock it takes.
+#[cfg(unix)]
+const LOCK_CHILD_ROOT: &str = "PANE_LOCK_TEST_CHILD_ROOT";
+
+/// Run by the next test in a child process: takes `web-1`'s lock as an operation would,
+/// says so, and never lets go.
+#[cfg(unix)]
+#[tokio::test]
+#[ignore = "run as a child process by the dead-holder test"]
+async fn child_holds_a_container_lock() {
+    let Some(root) = std::env::var_os(LOCK_CHILD_ROOT) else {
+        return;
+    };
+    let locks = pane_runtime::records::ContainerLocks::new(
+        std::path::PathBuf::from(root)
+            .join("locks")
+            .join("containers"),
+    );
+    let _held = locks.lock(&ContainerId::new("web", 1)).await.unwrap();
+    println!("holding");
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_holder_killed_mid_operation_lets_the_next_command_proceed() {
+    use std::io::BufRead as _;
+    let world = world();
+    let id = ContainerId::new("web", 1);
+    world
+        .runtime
+        .create(&id, &spec(), &image(), &chain())
+        .await
+        .unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "child_holds_a_container_lock",
+            "--nocapture",
+        ])
+        .env(LOCK_CHILD_ROOT, world.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(
+        lines.any(|l| l.is_ok_and(|l| l.contains("holding"))),
+        "the child took the lock"
+    );
+    let runtime = world.restarted("pane");
+    let remove = runtime.remove(&id, true);
+    tokio::pin!(remove);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut remove)
+            .await
+            .is_err(),
+        "the remove waits while the holder lives"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    tokio::time::timeout(Duration::from_secs(30), remove)
+        .await
+        .expect("the dead holder's lock was released")
+        .unwrap();
     assert_nothing_left(&world);
 }

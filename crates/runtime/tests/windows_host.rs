@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use pane_hcs::doc::LayerRef;
 use pane_oci::ImageFacts;
-use pane_runtime::process_runtime::{Layout, ProcessRuntime};
+use pane_runtime::lifecycle::{ContainerLifecycle, Layout};
 use pane_runtime::records::RecordStore;
 use pane_runtime::windows_backend::{HcsCompute, HvSocketGuests, VmcomputeLayers};
 use pane_runtime::{ContainerId, ExecOptions, Isolation, LogOptions, collect_exec};
@@ -54,8 +54,8 @@ fn image() -> ImageFacts {
     }
 }
 
-fn runtime(dir: &std::path::Path) -> ProcessRuntime {
-    ProcessRuntime::new(
+fn runtime(dir: &std::path::Path) -> ContainerLifecycle {
+    ContainerLifecycle::new(
         Arc::new(HcsCompute::default()),
         Arc::new(VmcomputeLayers),
         RecordStore::open(dir).unwrap(),

@@ -426,6 +426,8 @@ pub fn decode_service(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> O
     let networks = optional(&mut fields, "networks", |(n, p)| {
         decode_networks(decoder, n, &p)
     });
+    let tty = optional(&mut fields, "tty", |(n, p)| decoder.bool(n, &p));
+    let stdin_open = optional(&mut fields, "stdin_open", |(n, p)| decoder.bool(n, &p));
     fields.finish(decoder);
     Some(ServiceSpec {
         image: image?,
@@ -439,6 +441,8 @@ pub fn decode_service(decoder: &mut Decoder, node: &Node, path: &FieldPath) -> O
         mounts: mounts?.unwrap_or_default(),
         ports: ports?.unwrap_or_default(),
         networks: networks?.unwrap_or_default(),
+        tty: tty?.unwrap_or(false),
+        stdin_open: stdin_open?.unwrap_or(false),
     })
 }
 

@@ -40,6 +40,14 @@ pub struct ServiceSpec {
     pub ports: Vec<PortMapping>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub networks: Vec<String>,
+    /// The workload gets a console (HCS `EmulateConsole`), as compose's `tty: true`;
+    /// its output is then one stream.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tty: bool,
+    /// The workload's standard input stays open for `pane attach`, as compose's
+    /// `stdin_open: true`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stdin_open: bool,
 }
 
 impl ServiceSpec {
@@ -61,6 +69,8 @@ impl ServiceSpec {
             mounts: Vec::new(),
             ports: Vec::new(),
             networks: Vec::new(),
+            tty: false,
+            stdin_open: false,
         }
     }
 }

@@ -72,6 +72,21 @@ fn reads_a_single_service_file_with_defaults() {
     assert_eq!(spec.isolation, IsolationMode::Auto);
     assert_eq!(spec.image.pull_policy, PullPolicy::IfNotPresent);
     assert!(spec.command.is_empty() && spec.env.is_empty() && spec.mounts.is_empty());
+    assert!(
+        !spec.tty && !spec.stdin_open,
+        "no console and no open input by default"
+    );
+}
+
+#[test]
+fn an_interactive_service_keeps_its_console_and_input() {
+    let spec = parse_service(
+        "image: mcr.microsoft.com/windows/nanoserver:ltsc2022\ntty: true\nstdin_open: true\n",
+    )
+    .unwrap();
+    assert!(spec.tty && spec.stdin_open);
+    let found = problems("image: mcr.microsoft.com/windows/nanoserver:ltsc2022\ntty: on-demand\n");
+    assert_eq!(paths(&found), ["tty"], "{found:?}");
 }
 
 #[test]

@@ -188,6 +188,40 @@ pub fn stats(global: &GlobalArgs, args: &IdsArgs) -> Result<ExitCode, Failure> {
     Ok(status)
 }
 
+/// The exec through the container's live shim, or `None` when it has none.
+async fn exec_through_shim(
+    global: &GlobalArgs,
+    id: &pane_runtime::ContainerId,
+    args: &ExecArgs,
+    env: &[(String, String)],
+) -> Option<Result<crate::shim::Ended, pane_shim::ShimClientError>> {
+    let shim = crate::shim::connect(global, id).await?;
+    let request = pane_shim::ExecRequest {
+        command: args.command.clone(),
+        env: env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        workdir: args.workdir.clone(),
+        user: args.user.clone(),
+        // The terminal's size now; a window that cannot say keeps HCS's default.
+        terminal: args.tty.then(|| {
+            crate::terminal::size().unwrap_or(pane_shim::ConsoleSize {
+                rows: 25,
+                columns: 80,
+            })
+        }),
+        stdin: args.interactive,
+    };
+    let interaction = crate::shim::Interaction {
+        input: args.interactive,
+        console: args.tty,
+        detach_keys: args.detach_keys.clone(),
+        close_input_at_end: true,
+    };
+    Some(match shim.exec(request).await {
+        Ok(session) => crate::shim::drive(&shim, session, interaction).await,
+        Err(e) => Err(e),
+    })
+}
+
 pub fn exec(global: &GlobalArgs, args: &ExecArgs) -> Result<ExitCode, Failure> {
     let id = match parse_ids(std::slice::from_ref(&args.id)) {
         Ok(mut ids) => ids.remove(0),
@@ -200,6 +234,32 @@ pub fn exec(global: &GlobalArgs, args: &ExecArgs) -> Result<ExitCode, Failure> {
             return Ok(ExitCode::from(exit::INVALID_INPUT));
         }
     };
+    if args.tty && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprintln!(
+            "pane: -t asks for a console, and pane's standard input is not a terminal; drop -t (keep -i to send input), or run pane from a terminal"
+        );
+        return Ok(ExitCode::from(exit::INVALID_INPUT));
+    }
+    let host = Host::open(global)?;
+    // A live supervisor holds the container (for Hyper-V, its one guest connection):
+    // through it, not by name, when it lives.
+    let through_shim = host
+        .tokio
+        .block_on(exec_through_shim(global, &id, args, &env));
+    match through_shim {
+        Some(Ok(ended)) => {
+            let (code, message) = ended.outcome(&format!("the command in {id}"), None);
+            if let Some(message) = message {
+                eprintln!("pane: {message}");
+            }
+            return Ok(ExitCode::from(code));
+        }
+        Some(Err(e)) => {
+            eprintln!("pane: exec in {id} through its supervisor: {e}");
+            return Ok(ExitCode::from(exit::FAILURE));
+        }
+        None => {}
+    }
     let stdin = if args.interactive {
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)?;
@@ -207,7 +267,6 @@ pub fn exec(global: &GlobalArgs, args: &ExecArgs) -> Result<ExitCode, Failure> {
     } else {
         None
     };
-    let host = Host::open(global)?;
     let options = ExecOptions {
         stdin,
         command: args.command.clone(),
@@ -215,6 +274,14 @@ pub fn exec(global: &GlobalArgs, args: &ExecArgs) -> Result<ExitCode, Failure> {
         working_dir: args.workdir.clone(),
         user: args.user.clone(),
         tty: args.tty,
+        // Through HCS by name the console has the terminal's size but is not live: input
+        // is what was read before the command started, and the window is not followed.
+        console_size: args.tty.then(crate::terminal::size).flatten().map(|size| {
+            pane_runtime::ConsoleSize {
+                rows: size.rows,
+                columns: size.columns,
+            }
+        }),
     };
     let result = host.tokio.block_on(async {
         let mut stream = host.runtime.exec_stream(&id, &options).await?;

@@ -159,6 +159,8 @@ pub fn resolve(
     for (name, value) in parse_env("--env", &args.env).map_err(SourceError::new)? {
         spec.env.insert(name, value);
     }
+    spec.tty |= args.tty;
+    spec.stdin_open |= args.interactive;
     if let Some(isolation) = args.isolation {
         spec.isolation = isolation.into();
     }
@@ -198,6 +200,9 @@ mod tests {
             env: Vec::new(),
             isolation: None,
             pull: None,
+            ip: None,
+            interactive: false,
+            tty: false,
         }
     }
 

@@ -102,6 +102,15 @@ fn create_container(
             .map_err(|e| report(&e))?;
         spec.image.pull_policy = PullPolicy::IfNotPresent;
     }
+    if let Some(ip) = args.ip {
+        if spec.networks.is_empty() {
+            eprintln!(
+                "pane: --ip {ip} needs a network to give the address on; add `networks:` to the spec"
+            );
+            return Err(ExitCode::from(exit::INVALID_INPUT));
+        }
+        host.runtime.request_address(&id, ip);
+    }
     host.tokio
         .block_on(host.runtime.create_container(&id, &spec))
         .map_err(|e| report(&e))?;
@@ -140,6 +149,7 @@ fn start_detached(global: &GlobalArgs, id: &ContainerId) -> Result<(), String> {
         .arg(&global.root)
         .arg("--owner")
         .arg(&global.owner)
+        .args(global.network_args())
         .arg("supervise")
         .arg(id.to_string())
         .stdin(std::process::Stdio::null())
@@ -197,7 +207,17 @@ fn spawn_detached(
             } else {
                 flags
             });
-            command.spawn()
+            match command.spawn() {
+                // `ERROR_INTERNAL_ERROR`: once in about ten wine-e2e runs the start of a
+                // container's second supervisor (`pane start` right after `pane stop`)
+                // failed so, and a moment later it succeeds. Tried once more.
+                Err(e) if e.raw_os_error() == Some(1359) => {
+                    tracing::warn!(error = %e, "starting the supervisor failed; trying once more");
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    command.spawn()
+                }
+                spawned => spawned,
+            }
         })
     }
     #[cfg(not(any(unix, windows)))]
@@ -247,8 +267,18 @@ pub fn start(global: &GlobalArgs, args: &IdsArgs) -> Result<ExitCode, Failure> {
 /// then hold the workload's pipes until it exits.
 pub fn supervise(global: &GlobalArgs, args: &SuperviseArgs) -> Result<ExitCode, Failure> {
     let id: ContainerId = args.id.parse()?;
-    let host = Host::open(global)?;
-    let started = host.tokio.block_on(host.runtime.start_container(&id));
+    let Host { runtime, tokio, .. } = Host::open(global)?;
+    let runtime = std::sync::Arc::new(runtime);
+    // The listener and the tasks serving it belong to this process's runtime.
+    let _in_runtime = tokio.enter();
+    let started = tokio.block_on(runtime.start_container(&id));
+    // Only a supervisor whose start succeeded (under the container's lock) serves it: a
+    // `pane start` of a running container must not take over its live shim. It serves
+    // before it says so, so that `pane run -it` finds the shim as soon as it hears
+    // "started".
+    let serving = started.is_ok().then(|| {
+        crate::shim::listen(global, &id).map(|listener| crate::shim::serve(listener, &runtime, &id))
+    });
     let mut stdout = std::io::stdout();
     // The reader goes away after this one line; nothing else is written to stdout.
     let _ = match &started {
@@ -256,10 +286,13 @@ pub fn supervise(global: &GlobalArgs, args: &SuperviseArgs) -> Result<ExitCode, 
         Err(e) => writeln!(stdout, "error: {e}"),
     };
     let _ = stdout.flush();
-    if started.is_err() {
+    let Some(serving) = serving else {
         return Ok(ExitCode::from(exit::FAILURE));
+    };
+    let _ = tokio.block_on(runtime.wait_outcome(&id));
+    if let Some(serving) = serving {
+        tokio.block_on(serving.drain());
     }
-    let _ = host.tokio.block_on(host.runtime.wait_outcome(&id));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -279,6 +312,12 @@ pub fn print_entry(entry: &LogEntry, timestamps: bool) {
 pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(200);
 
 pub fn run(global: &GlobalArgs, args: &RunArgs) -> Result<ExitCode, Failure> {
+    if args.create.tty && !args.detach && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprintln!(
+            "pane: -t gives the workload a console for this terminal, and pane's standard input is not a terminal; drop -t (keep -i to send input), add -d to attach later, or run pane from a terminal"
+        );
+        return Ok(ExitCode::from(exit::INVALID_INPUT));
+    }
     let host = Host::open(global)?;
     if let Some(code) = refuse_here(&host) {
         return Ok(code);
@@ -287,6 +326,9 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> Result<ExitCode, Failure> {
         Ok(id) => id,
         Err(code) => return Ok(code),
     };
+    if !args.detach && (args.create.tty || args.create.interactive) {
+        return Ok(run_interactive(global, &host, &id, args));
+    }
     if args.detach {
         return Ok(match start_detached(global, &id) {
             Ok(()) => {
@@ -301,40 +343,219 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> Result<ExitCode, Failure> {
     }
     let runtime = &host.runtime;
     let code = host.tokio.block_on(async {
-        let mut follower = LogFollower::from_end(&runtime.log_dir(&id));
-        runtime.start_container(&id).await?;
-        let stop_timeout = Duration::from_secs(args.stop_timeout);
-        let mut interrupted = false;
-        let wait = runtime.wait_outcome(&id);
-        tokio::pin!(wait);
-        let outcome = loop {
-            tokio::select! {
-                outcome = &mut wait => break outcome?,
-                _ = tokio::signal::ctrl_c(), if !interrupted => {
-                    interrupted = true;
-                    eprintln!("pane: stopping {id} (waits up to {}s, then terminates)", args.stop_timeout);
-                    runtime.stop_container(&id, stop_timeout).await?;
-                }
-                () = tokio::time::sleep(FOLLOW_INTERVAL) => {
-                    for entry in follower.poll().unwrap_or_default() {
-                        print_entry(&entry, false);
-                    }
-                }
-            }
-        };
-        for entry in follower.poll().unwrap_or_default() {
-            print_entry(&entry, false);
+        let result = run_attached(runtime, &id, args).await;
+        if !args.rm {
+            return result;
         }
-        if args.rm {
-            runtime.remove_container(&id, true).await?;
+        // `--rm` removes the container however the run ended (a start that failed too), as
+        // `docker run --rm` does; the run's own error is the one reported.
+        let removed = runtime.remove_container(&id, true).await;
+        match (result, removed) {
+            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+            (Ok(code), Ok(())) => Ok(code),
         }
-        Ok::<i32, RuntimeError>(outcome.exit_code)
     });
     Ok(match code {
         // Windows exit codes are 32-bit; a shell sees the low byte, as with `docker run`.
         Ok(code) => ExitCode::from(code.to_le_bytes()[0]),
         Err(e) => report(&e),
     })
+}
+
+/// `run -it`: the container is started under its supervisor, as with `-d`, and pane
+/// attaches to it through the shim, so the detach keys can leave it running. With `--rm`
+/// it is removed once it ends (not after a detach).
+fn run_interactive(global: &GlobalArgs, host: &Host, id: &ContainerId, args: &RunArgs) -> ExitCode {
+    if let Err(message) = start_detached(global, id) {
+        eprintln!("pane: cannot start {id}: {message}");
+        if args.rm {
+            let _ = host.tokio.block_on(host.runtime.remove_container(id, true));
+        }
+        return ExitCode::from(exit::FAILURE);
+    }
+    let attached = host.tokio.block_on(attach_session(
+        global,
+        id,
+        args.create.interactive,
+        // `run -i` owns the workload's input: its end is the workload's (docker's
+        // StdinOnce), so `echo x | pane run -i IMAGE findstr x` ends.
+        args.create.interactive,
+        args.detach_keys.clone(),
+    ));
+    let attached = match attached {
+        Ok(ended) => Ok(ended),
+        // A command quicker than the attach (`run -it IMAGE cmd /c ver`) has ended, or is
+        // ending: its output is in the log and its code in the record. Only when no
+        // session was opened; a session that broke has shown its output already.
+        Err(AttachError::NotAttached(message)) => host
+            .tokio
+            .block_on(ended_before_attach(host, id))
+            .ok_or(message),
+        Err(AttachError::Broken(message)) => Err(message),
+    };
+    match attached {
+        Ok(crate::shim::Ended::Exited(code)) => {
+            if args.rm
+                && let Err(e) = host.tokio.block_on(host.runtime.remove_container(id, true))
+            {
+                return report(&e);
+            }
+            ExitCode::from(code.to_le_bytes()[0])
+        }
+        other => attached_exit(id, other),
+    }
+}
+
+/// pane's exit code after a session attached to `id`'s workload, with what it says.
+fn attached_exit(id: &ContainerId, ended: Result<crate::shim::Ended, String>) -> ExitCode {
+    match ended {
+        Ok(ended) => {
+            let (code, message) = ended.outcome(&id.to_string(), Some(&id.to_string()));
+            if let Some(message) = message {
+                eprintln!("pane: {message}");
+            }
+            ExitCode::from(code)
+        }
+        Err(message) => {
+            eprintln!("pane: {message}");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}
+
+/// The exit code of a container that ended before pane attached to it, with its output
+/// printed from the log; `None` when it has not ended.
+async fn ended_before_attach(host: &Host, id: &ContainerId) -> Option<crate::shim::Ended> {
+    // Its supervisor gives up the workload's stdio as it exits, and records the exit once
+    // the output is drained (2 s at most): wait that long for the record.
+    let outcome = tokio::time::timeout(ENDING_WAIT, async {
+        loop {
+            match host.runtime.container_state(id).await {
+                Ok(pane_runtime::ContainerState::Exited { code }) => return Some(code),
+                Ok(pane_runtime::ContainerState::Running) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                _ => return None,
+            }
+        }
+    })
+    .await;
+    let Ok(Some(code)) = outcome else {
+        return None;
+    };
+    let options = pane_runtime::LogOptions::default();
+    for entry in host
+        .runtime
+        .container_logs(id, &options)
+        .await
+        .unwrap_or_default()
+    {
+        if entry.exec_id.is_none() {
+            print_entry(&entry, false);
+        }
+    }
+    Some(crate::shim::Ended::Exited(code))
+}
+
+/// How long `run -it` waits for a command that ended as it attached to be recorded.
+const ENDING_WAIT: Duration = Duration::from_secs(5);
+
+/// Why an attach did not end with the workload or a detach.
+#[derive(Debug)]
+pub enum AttachError {
+    /// No session was opened: no live supervisor, or it refused the attach.
+    NotAttached(String),
+    /// The session broke after it opened (its output may have been shown).
+    Broken(String),
+}
+
+impl AttachError {
+    fn into_message(self) -> String {
+        match self {
+            AttachError::NotAttached(message) | AttachError::Broken(message) => message,
+        }
+    }
+}
+
+/// Attaches pane's terminal to the workload of `id` through its supervisor's shim until
+/// the workload ends or the detach keys are typed.
+pub async fn attach_session(
+    global: &GlobalArgs,
+    id: &ContainerId,
+    stdin: bool,
+    stdin_once: bool,
+    detach_keys: crate::terminal::DetachKeys,
+) -> Result<crate::shim::Ended, AttachError> {
+    let Some(shim) = crate::shim::connect(global, id).await else {
+        return Err(AttachError::NotAttached(format!(
+            "{id} has no live supervisor to attach to (it runs in the foreground of another pane, or its supervisor ended); `pane logs -f {id}` follows its output"
+        )));
+    };
+    let session = shim
+        .attach(stdin, stdin_once)
+        .await
+        .map_err(|e| AttachError::NotAttached(format!("attach to {id}: {e}")))?;
+    let interaction = crate::shim::Interaction {
+        input: stdin,
+        console: session.console,
+        detach_keys,
+        close_input_at_end: stdin_once,
+    };
+    crate::shim::drive(&shim, session, interaction)
+        .await
+        .map_err(|e| AttachError::Broken(format!("attach to {id}: {e}")))
+}
+
+pub fn attach(global: &GlobalArgs, args: &crate::cli::AttachArgs) -> Result<ExitCode, Failure> {
+    let id = match parse_ids(std::slice::from_ref(&args.id)) {
+        Ok(mut ids) => ids.remove(0),
+        Err(code) => return Ok(code),
+    };
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let ended = tokio.block_on(attach_session(
+        global,
+        &id,
+        !args.no_stdin,
+        false,
+        args.detach_keys.clone(),
+    ));
+    Ok(attached_exit(&id, ended.map_err(AttachError::into_message)))
+}
+
+/// Starts `id`, prints its output as it comes and waits for its exit code; Ctrl+C stops it.
+async fn run_attached(
+    runtime: &pane_runtime::hcs_runtime::HcsRuntime,
+    id: &ContainerId,
+    args: &RunArgs,
+) -> Result<i32, RuntimeError> {
+    let mut follower = LogFollower::from_end(&runtime.log_dir(id));
+    runtime.start_container(id).await?;
+    let stop_timeout = Duration::from_secs(args.stop_timeout);
+    let mut interrupted = false;
+    let wait = runtime.wait_outcome(id);
+    tokio::pin!(wait);
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut wait => break outcome?,
+            _ = tokio::signal::ctrl_c(), if !interrupted => {
+                interrupted = true;
+                eprintln!("pane: stopping {id} (waits up to {}s, then terminates)", args.stop_timeout);
+                runtime.stop_container(id, stop_timeout).await?;
+            }
+            () = tokio::time::sleep(FOLLOW_INTERVAL) => {
+                for entry in follower.poll().unwrap_or_default() {
+                    print_entry(&entry, false);
+                }
+            }
+        }
+    };
+    for entry in follower.poll().unwrap_or_default() {
+        print_entry(&entry, false);
+    }
+    Ok(outcome.exit_code)
 }
 
 /// Runs `operation` on each id, reporting failures and going on with the rest.
@@ -362,9 +583,20 @@ fn each(
 pub fn stop(global: &GlobalArgs, args: &StopArgs) -> Result<ExitCode, Failure> {
     let timeout = Duration::from_secs(args.time);
     each(global, &args.ids, |host, id| {
-        host.tokio
-            .block_on(host.runtime.stop_container(id, timeout))
-            .map(|()| None)
+        host.tokio.block_on(async {
+            if let Some(shim) = crate::shim::connect(global, id).await {
+                let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+                return shim
+                    .call(pane_shim::Op::Stop { timeout_ms })
+                    .await
+                    .map(|_| None)
+                    .map_err(|e| shim_error(id, "stop", &e));
+            }
+            host.runtime
+                .stop_container(id, timeout)
+                .await
+                .map(|()| None)
+        })
     })
 }
 
@@ -377,10 +609,32 @@ pub fn kill(global: &GlobalArgs, args: &KillArgs) -> Result<ExitCode, Failure> {
         }
     };
     each(global, &args.ids, |host, id| {
-        host.tokio
-            .block_on(host.runtime.kill_container(id, signal))
-            .map(|()| None)
+        host.tokio.block_on(async {
+            if let Some(shim) = crate::shim::connect(global, id).await {
+                return shim
+                    .call(pane_shim::Op::Kill {
+                        signal: args.signal.clone(),
+                    })
+                    .await
+                    .map(|_| None)
+                    .map_err(|e| shim_error(id, "kill", &e));
+            }
+            host.runtime.kill_container(id, signal).await.map(|()| None)
+        })
     })
+}
+
+/// A shim's answer to an operation, as a runtime error of that operation.
+pub fn shim_error(
+    id: &ContainerId,
+    operation: &str,
+    error: &pane_shim::ShimClientError,
+) -> RuntimeError {
+    RuntimeError::Host {
+        step: format!("{operation} {id} through its supervisor"),
+        hresult: None,
+        message: error.to_string(),
+    }
 }
 
 pub fn rm(global: &GlobalArgs, args: &RmArgs) -> Result<ExitCode, Failure> {
@@ -393,7 +647,15 @@ pub fn rm(global: &GlobalArgs, args: &RmArgs) -> Result<ExitCode, Failure> {
 
 pub fn wait(global: &GlobalArgs, args: &IdsArgs) -> Result<ExitCode, Failure> {
     each(global, &args.ids, |host, id| {
-        let outcome = host.tokio.block_on(host.runtime.wait_outcome(id))?;
+        let outcome = host.tokio.block_on(async {
+            // The supervisor sees the workload's own end (for Hyper-V, through the guest;
+            // by name only the utility VM's end can be seen) and records it before it
+            // answers; the outcome is then read from that record.
+            if let Some(shim) = crate::shim::connect(global, id).await {
+                let _ = shim.call(pane_shim::Op::Wait).await;
+            }
+            host.runtime.wait_outcome(id).await
+        })?;
         Ok(Some(if global.json {
             serde_json::json!({ "id": id.to_string(), "exit_code": outcome.exit_code, "reason": outcome.reason })
                 .to_string()
@@ -420,8 +682,32 @@ pub fn reconcile(global: &GlobalArgs) -> Result<ExitCode, Failure> {
         println!("cleaned up: {}", ids(&done.cleaned).join(", "));
         println!("lost: {}", ids(&done.lost).join(", "));
         println!("orphans terminated: {}", done.orphans.join(", "));
+        println!(
+            "left to the pane process working on them: {}",
+            ids(&done.busy).join(", ")
+        );
+        println!(
+            "held by their live supervisors: {}",
+            ids(&done.held).join(", ")
+        );
+        let detached: Vec<String> = done
+            .detached
+            .iter()
+            .map(|(network, container)| format!("{container} from {network}"))
+            .collect();
+        println!(
+            "stale network attachments detached: {}",
+            detached.join(", ")
+        );
     }
-    Ok(ExitCode::SUCCESS)
+    if done.failures.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for failure in &done.failures {
+            eprintln!("pane: not cleaned up yet: {failure}");
+        }
+        Ok(ExitCode::from(exit::FAILURE))
+    }
 }
 
 #[cfg(test)]

@@ -46,6 +46,11 @@ pub fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<ExitCode, Failure> {
             4
         }
     });
+    let cni = pane_runtime::cni_networks::CniNetworks::open(
+        &global.root,
+        &global.owner,
+        crate::host_runtime::cni_settings(global),
+    );
     let mut plans = Vec::new();
     for (name, mut spec) in services {
         if let Some(isolation) = args.isolation {
@@ -65,6 +70,7 @@ pub fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<ExitCode, Failure> {
             root: &root,
             owner: &global.owner,
             host: HostValues::default(),
+            cni: Some(&cni),
         };
         match plan(&input) {
             Ok(plan) => plans.push(plan),

@@ -18,6 +18,8 @@ pub struct HostedContainerInput<'a> {
     /// The utility VM's processors, which the container's limits are measured against.
     pub vm_processors: u32,
     pub network_namespace: Option<Uuid>,
+    /// DNS search domains (from the network's CNI result).
+    pub dns_search: &'a [String],
     /// Mounts with their sources already translated to VSMB guest paths.
     pub mounts: &'a [MappedDirectory],
     /// Host pipes mapped into the VM, as the guest reaches them (`…\IPC$\<name>`).
@@ -35,7 +37,7 @@ pub fn hosted_container(input: &HostedContainerInput<'_>) -> HostedSystem {
         mapped_pipes: non_empty(input.pipes.to_vec()),
         memory: container_memory(input.resources.memory),
         processor: hosted_processor(input.resources.cpu, input.vm_processors),
-        networking: networking(input.network_namespace),
+        networking: networking(input.network_namespace, input.dns_search),
         registry_changes: Some(stop_timeout_registry()),
         ..Container::default()
     };

@@ -74,10 +74,13 @@ fn storage(layers: &[LayerRef], path: &str) -> Storage {
 }
 
 /// The container joins the HCN namespace; unqualified DNS names resolve, as with Docker.
-fn networking(namespace: Option<uuid::Uuid>) -> Option<Networking> {
+/// The container's networking: its namespace, and the DNS search domains its networks
+/// gave (HCS takes them as one comma-joined string).
+fn networking(namespace: Option<uuid::Uuid>, dns_search: &[String]) -> Option<Networking> {
     namespace.map(|namespace| Networking {
         allow_unqualified_dns_query: Some(true),
         namespace: Some(namespace.to_string()),
+        dns_search_list: (!dns_search.is_empty()).then(|| dns_search.join(",")),
         ..Networking::default()
     })
 }

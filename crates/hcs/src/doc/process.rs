@@ -22,6 +22,9 @@ pub struct ProcessContainerInput<'a> {
     /// Logical processors on the host, in all processor groups.
     pub host_processors: u32,
     pub network_namespace: Option<Uuid>,
+    /// DNS search domains (from the network's CNI result); HCS takes them as one
+    /// comma-joined string.
+    pub dns_search: &'a [String],
     /// The spec's mounts, their file and folder sources already resolved through links:
     /// HCS mis-resolves a mapped file whose path holds a link, so hcsshim resolves them.
     pub mounts: &'a [Mount],
@@ -63,7 +66,7 @@ pub fn process_container(input: &ProcessContainerInput<'_>) -> ComputeSystem {
         ),
         memory: container_memory(input.resources.memory),
         processor: container_processor(input.resources.cpu, input.host_processors).value,
-        networking: networking(input.network_namespace),
+        networking: networking(input.network_namespace, input.dns_search),
         registry_changes: Some(stop_timeout_registry()),
         assigned_devices: input.gpu.then(|| {
             // Process isolation can only assign the whole interface class: the container sees

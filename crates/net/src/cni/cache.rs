@@ -136,6 +136,15 @@ impl AttachmentCache {
     /// Every cached attachment of `network` (for GC, or for DEL of attachments whose
     /// container is gone). Entries that cannot be read are reported, not skipped.
     pub fn list(&self, network: &str) -> Result<Vec<CachedAttachment>, CacheError> {
+        self.list_where(&format!("{network}+"))
+    }
+
+    /// Every cached attachment, of every network.
+    pub fn list_all(&self) -> Result<Vec<CachedAttachment>, CacheError> {
+        self.list_where("")
+    }
+
+    fn list_where(&self, prefix: &str) -> Result<Vec<CachedAttachment>, CacheError> {
         let dir = self.dir.join("results");
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -147,7 +156,6 @@ impl AttachmentCache {
                 });
             }
         };
-        let prefix = format!("{network}+");
         let mut found = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| CacheError {
@@ -156,11 +164,17 @@ impl AttachmentCache {
             })?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with(&prefix) && name.ends_with(".json") {
+            if name.starts_with(prefix) && name.ends_with(".json") {
                 found.push(Self::read(&entry.path())?);
             }
         }
-        found.sort_by(|a, b| (&a.container_id, &a.if_name).cmp(&(&b.container_id, &b.if_name)));
+        found.sort_by(|a, b| {
+            (&a.network_name, &a.container_id, &a.if_name).cmp(&(
+                &b.network_name,
+                &b.container_id,
+                &b.if_name,
+            ))
+        });
         Ok(found)
     }
 }

@@ -14,7 +14,7 @@ use super::version::{Version, parse_version};
 pub const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
 
 /// A configuration that cannot be used, located by its file and the field at fault.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{}: {}{message}", file.display(), if field.is_empty() { String::new() } else { format!("field `{field}`: ") })]
 pub struct ConfigError {
     pub file: PathBuf,
@@ -262,11 +262,54 @@ pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
 
 /// Every configuration in `dir`, in file name order (the order libcni uses, so the
 /// first file naming a network wins). Files with other extensions are skipped; a
-/// missing directory holds no configurations.
+/// missing directory holds no configurations. The first unusable file fails the whole
+/// load; [`scan_dir`] keeps going.
 pub fn load_dir(dir: &Path) -> Result<Vec<NetworkConfigList>, ConfigError> {
+    let scan = scan_dir(dir)?;
+    match scan.broken.into_iter().next() {
+        Some(broken) => Err(broken.error),
+        None => Ok(scan.lists),
+    }
+}
+
+/// A configuration file that could not be used.
+#[derive(Debug)]
+pub struct BrokenConfig {
+    /// The `name` it gives, when it is at least a JSON object with one, so a lookup of
+    /// that network can report this file rather than "no such network".
+    pub name: Option<String>,
+    pub error: ConfigError,
+}
+
+/// What a configuration directory holds: the usable lists in file name order, and
+/// the files that are not usable.
+#[derive(Debug, Default)]
+pub struct DirScan {
+    pub lists: Vec<NetworkConfigList>,
+    pub broken: Vec<BrokenConfig>,
+}
+
+impl DirScan {
+    /// The list named `name`: the first usable one in file name order. A broken file
+    /// that claims the name comes first when it sorts first, as it would have won.
+    pub fn find(&self, name: &str) -> Result<Option<&NetworkConfigList>, &ConfigError> {
+        let usable = self.lists.iter().find(|list| list.name == name);
+        let broken = self.broken.iter().find(|b| b.name.as_deref() == Some(name));
+        match (usable, broken) {
+            (Some(list), Some(broken)) if broken.error.file < list.source => Err(&broken.error),
+            (Some(list), _) => Ok(Some(list)),
+            (None, Some(broken)) => Err(&broken.error),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// Every configuration in `dir`, as [`load_dir`], but an unusable file is set aside
+/// with its error instead of hiding every other network.
+pub fn scan_dir(dir: &Path) -> Result<DirScan, ConfigError> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DirScan::default()),
         Err(e) => return Err(error(dir, "", &format!("cannot list the directory: {e}"))),
     };
     let mut files = Vec::new();
@@ -284,10 +327,26 @@ pub fn load_dir(dir: &Path) -> Result<Vec<NetworkConfigList>, ConfigError> {
         }
     }
     files.sort();
-    files
-        .into_iter()
-        .map(|(path, kind)| load_file(&path, kind))
-        .collect()
+    let mut scan = DirScan::default();
+    for (path, kind) in files {
+        match load_file(&path, kind) {
+            Ok(list) => scan.lists.push(list),
+            Err(error) => scan.broken.push(BrokenConfig {
+                name: claimed_name(&path),
+                error,
+            }),
+        }
+    }
+    Ok(scan)
+}
+
+/// The `name` member of a file that is at least a JSON object.
+fn claimed_name(path: &Path) -> Option<String> {
+    let bytes = read_bounded(path, MAX_CONFIG_FILE_BYTES).ok()?;
+    match serde_json::from_slice::<Value>(&bytes).ok()? {
+        Value::Object(map) => map.get("name")?.as_str().map(str::to_owned),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -305,6 +364,11 @@ fn load_file(path: &Path, kind: FileKind) -> Result<NetworkConfigList, ConfigErr
 }
 
 /// The configuration list named `name` in `dir`: the first in file name order.
+/// Other files, even unusable ones, do not hide it.
 pub fn find_network(dir: &Path, name: &str) -> Result<Option<NetworkConfigList>, ConfigError> {
-    Ok(load_dir(dir)?.into_iter().find(|list| list.name == name))
+    let scan = scan_dir(dir)?;
+    match scan.find(name) {
+        Ok(found) => Ok(found.cloned()),
+        Err(error) => Err(error.clone()),
+    }
 }

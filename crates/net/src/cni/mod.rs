@@ -15,7 +15,10 @@ pub mod version;
 use serde_json::{Map, Value};
 
 pub use cache::{AttachmentCache, CacheError, CachedAttachment};
-pub use config::{ConfigError, NetworkConfigList, PluginConfig, find_network, load_dir};
+pub use config::{
+    BrokenConfig, ConfigError, DirScan, NetworkConfigList, PluginConfig, find_network, load_dir,
+    scan_dir,
+};
 pub use exec::{ExecError, Invocation, PluginExec};
 pub use result::{CniResult, Dns, Interface, IpConfig, Route};
 pub use version::Version;
@@ -64,6 +67,14 @@ pub enum CniError {
         command: &'static str,
         version: String,
         needs: &'static str,
+    },
+    #[error(
+        "network {network:?}: container {container_id:?} interface {ifname:?} is already attached; DEL it first"
+    )]
+    AlreadyAttached {
+        network: String,
+        container_id: String,
+        ifname: String,
     },
     /// ADD failed and the plugins that had run were undone with DEL; `cleanup` says
     /// what that DEL could not undo.
@@ -120,6 +131,18 @@ impl CniClient {
         attachment: &Attachment,
     ) -> Result<CniResult, CniError> {
         check_attachment(list, attachment)?;
+        // A second ADD would overwrite what the first must DEL (and leak its address).
+        if self
+            .cache
+            .load(&list.name, &attachment.container_id, &attachment.ifname)?
+            .is_some()
+        {
+            return Err(CniError::AlreadyAttached {
+                network: list.name.clone(),
+                container_id: attachment.container_id.clone(),
+                ifname: attachment.ifname.clone(),
+            });
+        }
         let mut entry = CachedAttachment {
             network_name: list.name.clone(),
             container_id: attachment.container_id.clone(),

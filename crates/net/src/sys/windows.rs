@@ -14,7 +14,8 @@ use windows::Win32::System::LibraryLoader::{
 use windows::core::{GUID, HRESULT, HSTRING, PCWSTR, PWSTR, s, w};
 
 use crate::schema::{
-    HostComputeEndpoint, HostComputeNamespace, HostComputeQuery, ModifyNamespaceSettingRequest,
+    HostComputeEndpoint, HostComputeNamespace, HostComputeNetwork, HostComputeQuery,
+    ModifyNamespaceSettingRequest,
 };
 use crate::{HCN_E_NETWORK_NOT_FOUND, HcnError};
 
@@ -40,7 +41,9 @@ struct Api {
     query_namespace: FnQuery,
     close_namespace: FnClose,
     delete_namespace: FnDelete,
+    query_network: FnQuery,
     create_endpoint: FnCreateEndpoint,
+    open_endpoint: FnOpen,
     query_endpoint: FnQuery,
     close_endpoint: FnClose,
     delete_endpoint: FnDelete,
@@ -83,7 +86,9 @@ fn load() -> Result<Api, HcnError> {
         query_namespace: function!("HcnQueryNamespaceProperties", FnQuery),
         close_namespace: function!("HcnCloseNamespace", FnClose),
         delete_namespace: function!("HcnDeleteNamespace", FnDelete),
+        query_network: function!("HcnQueryNetworkProperties", FnQuery),
         create_endpoint: function!("HcnCreateEndpoint", FnCreateEndpoint),
+        open_endpoint: function!("HcnOpenEndpoint", FnOpen),
         query_endpoint: function!("HcnQueryEndpointProperties", FnQuery),
         close_endpoint: function!("HcnCloseEndpoint", FnClose),
         delete_endpoint: function!("HcnDeleteEndpoint", FnDelete),
@@ -149,13 +154,11 @@ fn parse<T: serde::de::DeserializeOwned>(call: &'static str, text: &str) -> Resu
     })
 }
 
-/// The id of the network named `name`.
-pub fn find_network(name: &str) -> Result<Uuid, HcnError> {
+/// The ids of the networks `query` matches (HCN answers a JSON list of GUID strings,
+/// braced or not; one that does not parse is skipped).
+fn network_ids(query: &HostComputeQuery) -> Result<Vec<Uuid>, HcnError> {
     let api = api()?;
-    let query = json(
-        "HcnEnumerateNetworks",
-        &HostComputeQuery::matching("Name", name),
-    )?;
+    let query = json("HcnEnumerateNetworks", query)?;
     let (mut list, mut record) = (PWSTR::null(), PWSTR::null());
     // SAFETY: the query is a NUL-terminated wide string alive for the call; both out
     // pointers are writable.
@@ -163,8 +166,17 @@ pub fn find_network(name: &str) -> Result<Uuid, HcnError> {
         unsafe { (api.enumerate_networks)(PCWSTR(query.as_ptr()), &raw mut list, &raw mut record) };
     check("HcnEnumerateNetworks", result, record)?;
     let ids: Vec<String> = parse("HcnEnumerateNetworks", &take(list))?;
-    ids.iter()
-        .find_map(|id| Uuid::parse_str(id.trim_matches(['{', '}'])).ok())
+    Ok(ids
+        .iter()
+        .filter_map(|id| Uuid::parse_str(id.trim_matches(['{', '}'])).ok())
+        .collect())
+}
+
+/// The id of the network named `name`.
+pub fn find_network(name: &str) -> Result<Uuid, HcnError> {
+    network_ids(&HostComputeQuery::matching("Name", name))?
+        .into_iter()
+        .next()
         .ok_or_else(|| HcnError {
             call: "HcnEnumerateNetworks",
             hresult: HCN_E_NETWORK_NOT_FOUND,
@@ -296,4 +308,75 @@ pub fn delete_endpoint(id: Uuid) -> Result<(), HcnError> {
     // SAFETY: `id` outlives the call; `record` is writable.
     let result = unsafe { (api.delete_endpoint)(&raw const id, &raw mut record) };
     check("HcnDeleteEndpoint", result, record)
+}
+
+/// Opens object `id`, reads its properties and closes it again.
+fn properties_of(
+    (open, open_call): (FnOpen, &'static str),
+    (query_fn, query_call): (FnQuery, &'static str),
+    close: FnClose,
+    id: Uuid,
+) -> Result<String, HcnError> {
+    let query = json(query_call, &HostComputeQuery::default())?;
+    let id = guid(id);
+    let (mut handle, mut record): (Handle, PWSTR) = (std::ptr::null_mut(), PWSTR::null());
+    // SAFETY: `id` outlives the call; `handle` and `record` are writable.
+    let result = unsafe { open(&raw const id, &raw mut handle, &raw mut record) };
+    check(open_call, result, record)?;
+    let (mut properties, mut record) = (PWSTR::null(), PWSTR::null());
+    // SAFETY: `handle` is open; the query outlives the call; the out pointers are writable.
+    let result = unsafe {
+        query_fn(
+            handle,
+            PCWSTR(query.as_ptr()),
+            &raw mut properties,
+            &raw mut record,
+        )
+    };
+    let properties = take(properties);
+    // SAFETY: closes the handle opened above, once.
+    let _ = unsafe { close(handle) };
+    check(query_call, result, record)?;
+    Ok(properties)
+}
+
+/// Namespace `id` as HCN reports it now, with the `Resources` (endpoints) in it.
+pub fn query_namespace(id: Uuid) -> Result<serde_json::Value, HcnError> {
+    let api = api()?;
+    let document = properties_of(
+        (api.open_namespace, "HcnOpenNamespace"),
+        (api.query_namespace, "HcnQueryNamespaceProperties"),
+        api.close_namespace,
+        id,
+    )?;
+    parse("HcnQueryNamespaceProperties", &document)
+}
+
+/// Endpoint `id` as HCN reports it.
+pub fn query_endpoint(id: Uuid) -> Result<HostComputeEndpoint, HcnError> {
+    let api = api()?;
+    let text = properties_of(
+        (api.open_endpoint, "HcnOpenEndpoint"),
+        (api.query_endpoint, "HcnQueryEndpointProperties"),
+        api.close_endpoint,
+        id,
+    )?;
+    parse("HcnQueryEndpointProperties", &text)
+}
+
+/// Every network of the host, as HCN reports it.
+pub fn list_networks() -> Result<Vec<HostComputeNetwork>, HcnError> {
+    let api = api()?;
+    network_ids(&HostComputeQuery::default())?
+        .into_iter()
+        .map(|id| {
+            let text = properties_of(
+                (api.open_network, "HcnOpenNetwork"),
+                (api.query_network, "HcnQueryNetworkProperties"),
+                api.close_network,
+                id,
+            )?;
+            parse("HcnQueryNetworkProperties", &text)
+        })
+        .collect()
 }

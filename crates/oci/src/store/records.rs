@@ -92,7 +92,7 @@ impl ContentStore {
         let mut write = || -> io::Result<()> {
             io::Write::write_all(&mut file, &bytes)?;
             file.sync_all()?;
-            std::fs::rename(&temporary, &path)
+            crate::temp_name::replace(&temporary, &path)
         };
         write().map_err(|e| {
             let _ = std::fs::remove_file(&temporary);

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use pane_hcs::doc::SourceKind;
-use pane_runtime::host_files::{HostFiles, LocalFiles, MountSource};
+use pane_runtime::documents::host_files::{HostFiles, LocalFiles, MountSource};
 
 #[derive(Debug, Default)]
 pub struct FakeFiles {

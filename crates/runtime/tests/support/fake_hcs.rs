@@ -38,6 +38,10 @@ struct Process {
     stdin: Option<DuplexStream>,
     stdout: Option<DuplexStream>,
     stderr: Option<DuplexStream>,
+    /// `[height, width]` the process was created with, when it asked for a console.
+    console: Option<[u16; 2]>,
+    /// `ConsoleSize` modifies, in order.
+    resizes: Vec<[u16; 2]>,
 }
 
 struct System {
@@ -107,6 +111,8 @@ struct Fault {
     call: &'static str,
     hresult: u32,
     remaining: Option<u32>,
+    /// Calls that pass before this fault fires.
+    skip: u32,
 }
 
 #[derive(Default)]
@@ -121,6 +127,8 @@ struct State {
     exit_order: ExitOrder,
     /// Every document handed over by create and modify, in order.
     documents: Vec<SentDocument>,
+    /// Calls that never complete, as an HCS operation that hangs.
+    stalled: Vec<&'static str>,
 }
 
 /// A document a create or modify handed to HCS, as the JSON HCS would parse.
@@ -154,7 +162,13 @@ impl FakeHcs {
             call,
             hresult,
             remaining: None,
+            skip: 0,
         });
+    }
+
+    /// Every later `call` hangs and never returns (only create honours this).
+    pub fn stall(&self, call: &'static str) {
+        self.lock().stalled.push(call);
     }
 
     /// The next `call` fails with `hresult`.
@@ -163,6 +177,17 @@ impl FakeHcs {
             call,
             hresult,
             remaining: Some(1),
+            skip: 0,
+        });
+    }
+
+    /// The `call` after the next `skip` ones fails with `hresult`, once.
+    pub fn fail_after(&self, call: &'static str, skip: u32, hresult: u32) {
+        self.lock().faults.push(Fault {
+            call,
+            hresult,
+            remaining: Some(1),
+            skip,
         });
     }
 
@@ -205,6 +230,24 @@ impl FakeHcs {
         self.lock().signals.clone()
     }
 
+    /// The console process `pid` of `id` was created with (`[height, width]`), and its
+    /// resizes since; `None` when it has no console.
+    pub fn console_of(&self, id: &str, pid: u32) -> Option<([u16; 2], Vec<[u16; 2]>)> {
+        let state = self.lock();
+        let process = state.systems.get(id)?.processes.get(&pid)?;
+        Some((process.console?, process.resizes.clone()))
+    }
+
+    /// Process `pid` of `id` exists and has not exited.
+    pub fn is_running(&self, id: &str, pid: u32) -> bool {
+        let state = self.lock();
+        state
+            .systems
+            .get(id)
+            .and_then(|s| s.processes.get(&pid))
+            .is_some_and(|p| p.exit_code.is_none())
+    }
+
     /// Processes started in `id`, oldest first.
     pub fn process_ids(&self, id: &str) -> Vec<u32> {
         let mut pids: Vec<u32> = self
@@ -217,43 +260,60 @@ impl FakeHcs {
         pids
     }
 
+    /// Runs `f` on process `pid` of `id`, if there is one.
+    fn with_process<T>(&self, id: &str, pid: u32, f: impl FnOnce(&mut Process) -> T) -> Option<T> {
+        let mut state = self.lock();
+        state
+            .systems
+            .get_mut(id)
+            .and_then(|s| s.processes.get_mut(&pid))
+            .map(f)
+    }
+
     /// Writes to a process's stdout, as the workload would.
     pub async fn write_stdout(&self, id: &str, pid: u32, bytes: &[u8]) {
-        let stream = {
-            let mut state = self.lock();
-            state
-                .systems
-                .get_mut(id)
-                .and_then(|s| s.processes.get_mut(&pid))
-                .and_then(|p| p.stdout.take())
-        };
-        if let Some(mut stream) = stream {
+        if let Some(mut stream) = self.with_process(id, pid, |p| p.stdout.take()).flatten() {
             stream.write_all(bytes).await.unwrap();
-            if let Some(process) = self
-                .lock()
-                .systems
-                .get_mut(id)
-                .and_then(|s| s.processes.get_mut(&pid))
-            {
-                process.stdout = Some(stream);
-            }
+            self.with_process(id, pid, |p| p.stdout = Some(stream));
         }
     }
 
     /// Everything the host wrote to the process's standard input, once it closed it.
     pub async fn read_stdin(&self, id: &str, pid: u32) -> Vec<u8> {
         use tokio::io::AsyncReadExt as _;
-        let pipe = self
-            .lock()
-            .systems
-            .get_mut(id)
-            .and_then(|s| s.processes.get_mut(&pid))
-            .and_then(|p| p.stdin.take());
         let mut bytes = Vec::new();
-        if let Some(mut pipe) = pipe {
+        if let Some(mut pipe) = self.with_process(id, pid, |p| p.stdin.take()).flatten() {
             pipe.read_to_end(&mut bytes).await.unwrap();
         }
         bytes
+    }
+
+    /// The next `n` bytes the host writes to the process's standard input, which stays
+    /// open (an interactive session's keystrokes).
+    pub async fn read_stdin_exact(&self, id: &str, pid: u32, n: usize) -> Vec<u8> {
+        use tokio::io::AsyncReadExt as _;
+        let mut pipe = self
+            .with_process(id, pid, |p| p.stdin.take())
+            .flatten()
+            .expect("the process has a standard input");
+        let mut bytes = vec![0; n];
+        pipe.read_exact(&mut bytes).await.unwrap();
+        self.with_process(id, pid, |p| p.stdin = Some(pipe));
+        bytes
+    }
+
+    /// The process's standard input is still open: a read waits rather than ending.
+    pub async fn stdin_is_open(&self, id: &str, pid: u32) -> bool {
+        use tokio::io::AsyncReadExt as _;
+        let Some(mut pipe) = self.with_process(id, pid, |p| p.stdin.take()).flatten() else {
+            return false;
+        };
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_millis(300), pipe.read(&mut byte)).await;
+        self.with_process(id, pid, |p| p.stdin = Some(pipe));
+        // Waiting is open; end of file or an error is closed; a byte means input arrived,
+        // so it was open too.
+        !matches!(read, Ok(Ok(0) | Err(_)))
     }
 
     /// What the system's `Statistics` query reports from now on.
@@ -296,6 +356,10 @@ impl FakeHcs {
             .position(|f| f.call == call && f.remaining != Some(0))
         {
             let fault = &mut state.faults[index];
+            if fault.skip > 0 {
+                fault.skip -= 1;
+                return Ok(state);
+            }
             if let Some(n) = fault.remaining.as_mut() {
                 *n -= 1;
             }
@@ -320,9 +384,34 @@ fn system<'a>(
     })
 }
 
+/// Process `pid` of `system` while it runs: `ERROR_NOT_FOUND` for an unknown one,
+/// `HCS_E_PROCESS_ALREADY_STOPPED` once it exited, as HCS answers calls on a process.
+fn live_process<'a>(
+    system: &'a mut System,
+    call: &'static str,
+    pid: u32,
+) -> Result<&'a mut Process, HostError> {
+    let process = system
+        .processes
+        .get_mut(&pid)
+        .ok_or_else(|| HostError::new(call, ERROR_NOT_FOUND, "no such process"))?;
+    if process.exit_code.is_some() {
+        return Err(HostError::new(
+            call,
+            HCS_E_PROCESS_ALREADY_STOPPED,
+            "exited",
+        ));
+    }
+    Ok(process)
+}
+
 #[async_trait]
 impl Compute for FakeHcs {
     async fn create(&self, id: &str, document: &ComputeSystem) -> Result<(), HostError> {
+        let stalled = self.lock().stalled.contains(&"HcsCreateComputeSystem");
+        if stalled {
+            std::future::pending::<()>().await;
+        }
         let mut state = self.enter("HcsCreateComputeSystem", id)?;
         state.documents.push(SentDocument {
             call: "HcsCreateComputeSystem",
@@ -506,6 +595,11 @@ impl Compute for FakeHcs {
                 stdin: stdin_workload,
                 stdout: stdout_workload,
                 stderr: stderr_workload,
+                // EmulateConsole without a ConsoleSize gets HCS's default console.
+                console: parameters
+                    .emulate_console
+                    .then(|| parameters.console_size.unwrap_or([25, 80])),
+                resizes: Vec::new(),
             },
         );
         Ok(ProcessIo {
@@ -538,16 +632,7 @@ impl Compute for FakeHcs {
         let mut state = self.enter("HcsSignalProcess", id)?;
         state.signals.push((pid, signal.map(str::to_owned)));
         let system = system(&mut state, "HcsSignalProcess", id)?;
-        let process = system.processes.get_mut(&pid).ok_or_else(|| {
-            HostError::new("HcsSignalProcess", ERROR_NOT_FOUND, "no such process")
-        })?;
-        if process.exit_code.is_some() {
-            return Err(HostError::new(
-                "HcsSignalProcess",
-                HCS_E_PROCESS_ALREADY_STOPPED,
-                "exited",
-            ));
-        }
+        let process = live_process(system, "HcsSignalProcess", pid)?;
         process.exit_code = Some(1);
         process.stdout = None;
         process.stderr = None;
@@ -555,6 +640,21 @@ impl Compute for FakeHcs {
             pid,
             event: HcsEvent::ProcessExited { exit_code: Some(1) },
         });
+        Ok(())
+    }
+
+    async fn resize_console(
+        &self,
+        id: &str,
+        pid: u32,
+        size: pane_runtime::ConsoleSize,
+    ) -> Result<(), HostError> {
+        let mut state = self.enter("HcsModifyProcess", id)?;
+        let system = system(&mut state, "HcsModifyProcess", id)?;
+        let process = live_process(system, "HcsModifyProcess", pid)?;
+        // HCS documents no refusal for a process without a console; the double records
+        // every request, and tests check that only console processes get one.
+        process.resizes.push([size.rows, size.columns]);
         Ok(())
     }
 

@@ -13,6 +13,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 pub const HCN_E_NETWORK_NOT_FOUND: u32 = 0x803B_0001;
+pub const HCN_E_ENDPOINT_NOT_FOUND: u32 = 0x803B_0002;
 pub const ERROR_NOT_FOUND: u32 = 0x8007_0490;
 pub const ERROR_ALREADY_EXISTS: u32 = 0x8007_00B7;
 pub const HCN_E_PORT_ALREADY_EXISTS: u32 = 0x803B_0013;
@@ -26,6 +27,9 @@ struct State {
     /// The MAC address HCN gave each endpoint it created.
     macs: BTreeMap<Uuid, String>,
     faults: Vec<(&'static str, u32)>,
+    /// Where other processes (stand-ins for Windows CNI plugins, which reach HCN from
+    /// their own process) leave the endpoints they attach: `<dir>/<namespace>/<id>.json`.
+    plugin_dir: Option<std::path::PathBuf>,
 }
 
 pub struct FakeNetwork {
@@ -50,6 +54,12 @@ impl FakeNetwork {
             .unwrap()
             .networks
             .insert(name.to_owned(), (prefix, 1));
+    }
+
+    /// Endpoints other processes attach to a namespace appear in it as they would in
+    /// HCN: read from `dir/<namespace GUID>/<endpoint GUID>.json`.
+    pub fn share_with_plugins(&self, dir: &std::path::Path) {
+        self.state.lock().unwrap().plugin_dir = Some(dir.to_owned());
     }
 
     /// The next `call` fails with `hresult`.
@@ -179,4 +189,89 @@ impl Network for FakeNetwork {
         state.endpoints.remove(&id);
         Ok(())
     }
+
+    /// As HCN reports a namespace: its endpoints, whoever attached them, as `Resources`
+    /// of `Type` `Endpoint` with the id in `Data.ID` (hcsshim's `NamespaceResource` and
+    /// `NamespaceResourceEndpoint`).
+    async fn query_namespace(&self, id: Uuid) -> Result<serde_json::Value, HostError> {
+        let state = self.enter("HcnQueryNamespaceProperties")?;
+        if !state.namespaces.contains(&id) {
+            return Err(HostError::new(
+                "HcnOpenNamespace",
+                ERROR_NOT_FOUND,
+                id.to_string(),
+            ));
+        }
+        let mut resources: Vec<serde_json::Value> = state
+            .endpoints
+            .iter()
+            .filter(|(_, (_, namespace, _))| *namespace == id)
+            .map(|(endpoint, _)| json!({"Type": "Endpoint", "Data": {"ID": endpoint.to_string()}}))
+            .collect();
+        for document in shared_endpoints(state.plugin_dir.as_deref(), id) {
+            resources.push(json!({"Type": "Endpoint", "Data": {"ID": document["ID"]}}));
+        }
+        Ok(json!({
+            "ID": id.to_string(),
+            "Type": "Host",
+            "Resources": resources,
+            "SchemaVersion": {"Major": 2, "Minor": 0},
+        }))
+    }
+
+    async fn query_endpoint(&self, id: Uuid) -> Result<Endpoint, HostError> {
+        let state = self.enter("HcnQueryEndpointProperties")?;
+        if let Some((network, namespace, _)) = state.endpoints.get(&id) {
+            return Ok(Endpoint {
+                id,
+                network: network.clone(),
+                ip: None,
+                mac: state.macs.get(&id).cloned(),
+                document: json!({"ID": id.to_string(), "HostComputeNamespace": namespace.to_string()}),
+            });
+        }
+        let shared = state.plugin_dir.as_deref().and_then(|dir| {
+            std::fs::read_dir(dir)
+                .ok()?
+                .filter_map(Result::ok)
+                .find_map(|ns| {
+                    let path = ns.path().join(format!("{id}.json"));
+                    std::fs::read(path).ok()
+                })
+        });
+        let Some(bytes) = shared else {
+            return Err(HostError::new(
+                "HcnOpenEndpoint",
+                HCN_E_ENDPOINT_NOT_FOUND,
+                id.to_string(),
+            ));
+        };
+        let document: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        Ok(Endpoint {
+            id,
+            network: document["HostComputeNetwork"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            ip: document["IpConfigurations"][0]["IpAddress"]
+                .as_str()
+                .and_then(|a| a.parse().ok()),
+            mac: document["MacAddress"].as_str().map(str::to_owned),
+            document,
+        })
+    }
+}
+
+/// The endpoint documents other processes attached to namespace `id`.
+fn shared_endpoints(dir: Option<&std::path::Path>, id: Uuid) -> Vec<serde_json::Value> {
+    let Some(dir) = dir else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(dir.join(id.to_string())) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap())
+        .collect()
 }

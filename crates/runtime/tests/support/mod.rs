@@ -6,6 +6,8 @@ pub mod fake_network;
 pub mod fixtures;
 #[cfg(unix)]
 pub mod guest;
+#[cfg(unix)]
+pub mod hyperv_world;
 
 /// Asserts the host and the state directory hold nothing of any container: no compute
 /// system, scratch layer, network namespace or endpoint, record or container folder.
