@@ -8,11 +8,14 @@
 //! On other targets only the portable model (protocol, schema validation, state machine)
 //! is built, for its unit tests.
 
+pub mod backup_stream;
 pub mod hresult;
 pub mod protocol;
 pub mod schema;
 pub mod service;
 
+#[cfg(windows)]
+mod backup_exports;
 #[cfg(windows)]
 mod client;
 #[cfg(windows)]

@@ -122,12 +122,15 @@ pub enum Request {
         settings: Option<String>,
     },
     /// One of vmcompute's layer calls (`ActivateLayer`, …); `parents` are the descriptor
-    /// paths, topmost first; `size` is `ExpandSandboxSize`'s.
+    /// paths, topmost first; `size` is `ExpandSandboxSize`'s, `source` `ImportLayer`'s
+    /// import folder.
     Layer {
         call: String,
         path: String,
         parents: Vec<String>,
         size: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
     },
 }
 

@@ -97,6 +97,7 @@ fn layer(call: &str, path: String, parents: Vec<String>, size: u64) -> Hresult {
         path,
         parents,
         size,
+        source: None,
     })
     .hresult)
 }
@@ -162,12 +163,26 @@ pub unsafe extern "system" fn CreateSandboxLayer(
 pub unsafe extern "system" fn ImportLayer(
     info: *const DriverInfo,
     path: Pcwstr,
-    _source: Pcwstr,
+    source: Pcwstr,
     descriptors: *const LayerDescriptor,
     count: usize,
 ) -> Hresult {
-    // SAFETY: forwarded from the caller.
-    unsafe { descriptor_call("ImportLayer", info, path, descriptors, count) }
+    // SAFETY: forwarded from the caller, for each of the four reads.
+    let checked = unsafe { check_driver(info) }
+        .and_then(|()| unsafe { read(path) }.ok_or(E_INVALIDARG))
+        .and_then(|path| Ok((path, unsafe { read(source) }.ok_or(E_INVALIDARG)?)))
+        .and_then(|(path, source)| Ok((path, source, unsafe { parents(descriptors, count) }?)));
+    match checked {
+        Ok((path, source, parents)) => hr(client::call(&Request::Layer {
+            call: "ImportLayer".to_owned(),
+            path,
+            parents,
+            size: 0,
+            source: Some(source),
+        })
+        .hresult),
+        Err(e) => hr(e),
+    }
 }
 
 /// # Safety
@@ -260,6 +275,7 @@ pub unsafe extern "system" fn GetLayerMountPath(
         path,
         parents: Vec::new(),
         size: 0,
+        source: None,
     });
     if response.hresult & 0x8000_0000 != 0 {
         return hr(response.hresult);

@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
-use crate::hresult::{E_INVALIDARG, E_NOTIMPL};
+use super::layer_import::{Refusal, import_layer, process_base_image, process_utility_image};
+use crate::hresult::E_INVALIDARG;
 use crate::protocol::Response;
 
 /// `HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND)`.
@@ -67,7 +68,14 @@ impl Layers {
     }
 
     /// Serves one layer call. `parents` are the descriptor paths, topmost first.
-    pub fn call(&self, call: &str, path: &str, parents: &[String], size: u64) -> Response {
+    pub fn call(
+        &self,
+        call: &str,
+        path: &str,
+        parents: &[String],
+        size: u64,
+        source: Option<&str>,
+    ) -> Response {
         if path.is_empty() {
             return error(E_INVALIDARG, call, path, "no layer path");
         }
@@ -151,14 +159,27 @@ impl Layers {
                     Err(e) => error(io_hresult(&e), call, path, &e.to_string()),
                 }
             }
-            "ImportLayer" | "ProcessBaseImage" | "ProcessUtilityImage" => error(
-                E_NOTIMPL,
-                call,
-                path,
-                "not simulated yet (base layers need BackupWrite, which wine 8 lacks)",
-            ),
+            "ImportLayer" => {
+                let Some(source) = source else {
+                    return error(E_INVALIDARG, call, path, "no import folder");
+                };
+                if parents.is_empty() {
+                    // hcsshim imports a base layer with BackupWrite, never with ImportLayer.
+                    return error(E_INVALIDARG, call, path, "no parent layers");
+                }
+                finished(call, path, import_layer(folder, Path::new(source), parents))
+            }
+            "ProcessBaseImage" => finished(call, path, process_base_image(folder)),
+            "ProcessUtilityImage" => finished(call, path, process_utility_image(folder)),
             _ => error(E_INVALIDARG, call, path, "unknown layer call"),
         }
+    }
+}
+
+fn finished(call: &str, path: &str, result: Result<(), Refusal>) -> Response {
+    match result {
+        Ok(()) => Response::ok(),
+        Err((hresult, why)) => error(hresult, call, path, &why),
     }
 }
 
@@ -173,7 +194,9 @@ mod tests {
     use super::*;
 
     fn call(layers: &Layers, name: &str, path: &Path) -> u32 {
-        layers.call(name, &path.to_string_lossy(), &[], 0).hresult
+        layers
+            .call(name, &path.to_string_lossy(), &[], 0, None)
+            .hresult
     }
 
     #[test]
@@ -190,7 +213,13 @@ mod tests {
         assert_eq!(call(&layers, "GetLayerMountPath", &scratch), INVALID_STATE);
         assert_eq!(call(&layers, "ActivateLayer", &scratch), 0);
         assert_eq!(call(&layers, "PrepareLayer", &scratch), 0);
-        let mount = layers.call("GetLayerMountPath", &scratch.to_string_lossy(), &[], 0);
+        let mount = layers.call(
+            "GetLayerMountPath",
+            &scratch.to_string_lossy(),
+            &[],
+            0,
+            None,
+        );
         assert!(mount.document.unwrap().starts_with("\\\\?\\Volume{"));
         assert_eq!(call(&layers, "DestroyLayer", &scratch), BUSY);
         assert_eq!(call(&layers, "UnprepareLayer", &scratch), 0);
@@ -208,6 +237,7 @@ mod tests {
             &dir.path().join("s").to_string_lossy(),
             &["/nonexistent/parent".to_owned()],
             0,
+            None,
         );
         assert_eq!(response.hresult, PATH_NOT_FOUND);
     }

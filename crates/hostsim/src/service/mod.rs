@@ -2,6 +2,7 @@
 //! the HCS state machine and HRESULTs of Microsoft's HCS reference. Portable: the operating
 //! system's part (starting real processes) sits behind [`Spawner`].
 
+pub mod layer_import;
 pub mod layers;
 pub mod network;
 pub mod server;
@@ -548,7 +549,10 @@ impl Host {
                 path,
                 parents,
                 size,
-            } => self.layers.call(&call, &path, &parents, size),
+                source,
+            } => self
+                .layers
+                .call(&call, &path, &parents, size, source.as_deref()),
             Request::Hcn {
                 call,
                 id,
@@ -1089,6 +1093,7 @@ mod tests {
             path: "p".into(),
             parents: vec![],
             size: 0,
+            source: None,
         };
         assert_eq!(layer.name(), "ActivateLayer");
     }

@@ -18,14 +18,14 @@ use windows::Win32::Security::{
     TOKEN_QUERY,
 };
 use windows::Win32::Storage::FileSystem::{
-    BackupRead, BackupWrite, CreateFileW, FILE_ACCESS_RIGHTS, FILE_BASIC_INFO,
-    FILE_CREATION_DISPOSITION, FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT,
-    FILE_SHARE_READ, FileBasicInfo, GetFileInformationByHandleEx, OPEN_EXISTING,
-    SetFileInformationByHandle,
+    BackupRead, CreateFileW, FILE_ACCESS_RIGHTS, FILE_BASIC_INFO, FILE_CREATION_DISPOSITION,
+    FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT, FILE_SHARE_READ, FileBasicInfo,
+    GetFileInformationByHandleEx, OPEN_EXISTING, SetFileInformationByHandle,
 };
 use windows::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
 use windows::core::{HSTRING, w};
 
+use super::backup_write::backup_write;
 use super::safe_open::{self, Create, Root};
 use crate::backup::BasicInfo;
 use crate::error::LayerError;
@@ -243,7 +243,7 @@ impl BackupFile {
             // SAFETY: the handle is open for writing; `context` is this file's backup
             // context (null before the first call, as BackupWrite requires).
             unsafe {
-                BackupWrite(
+                backup_write(
                     self.handle,
                     chunk,
                     &raw mut written,
@@ -302,7 +302,7 @@ impl Drop for BackupFile {
                         &raw mut self.context,
                     );
                 } else {
-                    let _ = BackupWrite(
+                    let _ = backup_write(
                         self.handle,
                         &[],
                         &raw mut done,

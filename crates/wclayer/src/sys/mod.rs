@@ -1,6 +1,8 @@
 //! The Windows layer API (vmcompute.dll's graph-driver calls), loaded at run time, and the
 //! file calls an import needs (backup semantics, privileges, SDDL).
 #[cfg(windows)]
+mod backup_write;
+#[cfg(windows)]
 mod files;
 #[cfg(windows)]
 mod prepare_gate;
