@@ -450,6 +450,40 @@ fn unpack_chain(
         .collect())
 }
 
+/// A failed import: a host call that refused it is the host's error (with its HRESULT),
+/// not a fault of pane's stored blob; anything else is the blob's, fixed by a new pull.
+#[cfg(windows)]
+fn import_error(diff_id: &str, blob: &Path, e: pane_wclayer::LayerError) -> RuntimeError {
+    match e {
+        pane_wclayer::LayerError::Windows {
+            call,
+            path,
+            hresult,
+        } => RuntimeError::Host {
+            step: format!("importing layer {diff_id}: {call}"),
+            hresult: Some(hresult),
+            message: format!(
+                "{} (layer folder {})",
+                pane_hcs::hresult::HResult(hresult)
+                    .describe()
+                    .map_or("the host refused the import", |(_, text)| text),
+                path.display()
+            ),
+        },
+        pane_wclayer::LayerError::Unavailable(why) => RuntimeError::Host {
+            step: format!("importing layer {diff_id}"),
+            hresult: None,
+            message: format!(
+                "vmcompute.dll is not usable ({why}); enable the Windows Containers feature"
+            ),
+        },
+        other => RuntimeError::State {
+            path: blob.display().to_string(),
+            reason: format!("layer {diff_id} cannot be imported: {other}; pull the image again"),
+        },
+    }
+}
+
 /// Imports the image's layers that HCS does not have yet, base first, each over the ones
 /// beneath it; returns the chain topmost first with the ids HCS gives the folders.
 #[cfg(windows)]
@@ -478,10 +512,7 @@ fn import_chain(
             let parents: Vec<PathBuf> = folders.iter().rev().cloned().collect();
             imported
                 .import(input, chain_id, diff_id, &parents)
-                .map_err(|e| RuntimeError::State {
-                    path: blob.display().to_string(),
-                    reason: format!("layer {diff_id} cannot be imported: {e}"),
-                })?;
+                .map_err(|e| import_error(diff_id, &blob, e))?;
         }
         folders.push(imported.path(chain_id).map_err(|e| layer_error(&e))?);
     }

@@ -283,7 +283,8 @@ impl OciLayout {
         for (digest, size) in blobs {
             let path = self
                 .root
-                .join("blobs/sha256")
+                .join("blobs")
+                .join("sha256")
                 .join(digest.trim_start_matches("sha256:"));
             let file = open_regular(&path)?;
             lease.protect(digest).await?;

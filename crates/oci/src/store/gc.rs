@@ -67,7 +67,7 @@ impl ContentStore {
             .chain(&leased)
             .collect();
         let mut pruned = Pruned::default();
-        let dir = self.root.join("blobs/sha256");
+        let dir = self.root.join("blobs").join("sha256");
         let entries = std::fs::read_dir(&dir).map_err(io_error("listing blobs", &dir))?;
         for entry in entries.flatten() {
             let digest = format!("sha256:{}", entry.file_name().to_string_lossy());

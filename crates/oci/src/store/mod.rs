@@ -116,7 +116,7 @@ impl ContentStore {
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         private_dir::secure_root(root)?;
         for dir in [
-            root.join("blobs/sha256"),
+            root.join("blobs").join("sha256"),
             root.join("ingest"),
             root.join("leases"),
         ] {
@@ -130,7 +130,7 @@ impl ContentStore {
     }
 
     pub fn blob_path(&self, digest: &str) -> Result<PathBuf, StoreError> {
-        Ok(self.root.join("blobs/sha256").join(hex_of(digest)?))
+        Ok(self.root.join("blobs").join("sha256").join(hex_of(digest)?))
     }
 
     pub fn partial_path(&self, digest: &str) -> Result<PathBuf, StoreError> {
@@ -414,7 +414,7 @@ impl ContentStore {
     /// What the runtime needs from a stored image: its config and layer chain.
     pub async fn image_facts(&self, record: &ImageRecord) -> Result<crate::ImageFacts, StoreError> {
         let invalid = |what: &str, e: serde_json::Error| StoreError::Records {
-            path: self.root.join("blobs/sha256").join(what),
+            path: self.root.join("blobs").join("sha256").join(what),
             source: e,
         };
         let manifest: oci_spec::image::ImageManifest =
