@@ -2,6 +2,7 @@
 //! the HCS state machine and HRESULTs of Microsoft's HCS reference. Portable: the operating
 //! system's part (starting real processes) sits behind [`Spawner`].
 
+pub mod guest;
 pub mod layer_import;
 pub mod layers;
 pub mod network;
@@ -117,6 +118,8 @@ struct System {
     started: Option<SystemTime>,
     subscribers: Vec<Sender<Event>>,
     processes: BTreeMap<u32, Process>,
+    /// A utility VM's guest peer, while the VM runs.
+    guest: Option<Box<dyn OsProcess>>,
 }
 
 #[derive(Default)]
@@ -318,6 +321,9 @@ impl Host {
 
     /// Ends every process and marks the system stopped; the exit event goes to subscribers.
     fn stop(system: &mut System, exit_type: &'static str) {
+        if let Some(guest) = system.guest.take() {
+            let _ = guest.terminate();
+        }
         for process in system.processes.values() {
             if process.exit.is_none()
                 && let Some(os) = &process.os
@@ -638,6 +644,7 @@ impl Host {
             started: None,
             subscribers: vec![events],
             processes: BTreeMap::new(),
+            guest: None,
         };
         table.systems.insert(id.clone(), system);
         let handle = table.next_id();
@@ -669,6 +676,9 @@ impl Host {
             ("HcsStartComputeSystem", State::Created) => {
                 system.state = State::Running;
                 system.started = Some(SystemTime::now());
+                if system.kind == Kind::VirtualMachine {
+                    system.guest = guest::boot(self.spawner.as_ref(), system.runtime_id);
+                }
             }
             ("HcsShutDownComputeSystem", State::Running | State::Paused) => {
                 Self::stop(system, "GracefulExit");
