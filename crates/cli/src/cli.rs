@@ -407,6 +407,9 @@ pub struct AttachArgs {
 
 #[derive(Debug, Args)]
 pub struct SuperviseArgs {
+    /// Create the container first, from the request `pane run` writes to stdin.
+    #[arg(long, hide = true)]
+    pub create: bool,
     #[arg(value_name = "ID")]
     pub id: String,
 }

@@ -69,6 +69,45 @@ fn create_container(
     host: &Host,
     args: &CreateArgs,
 ) -> Result<ContainerId, ExitCode> {
+    let (id, request) = prepare_container(global, host, args)?;
+    if let Some(ip) = request.ip {
+        host.runtime.request_address(&id, ip);
+    }
+    let spec = request.spec().map_err(|e| report(&e))?;
+    host.tokio
+        .block_on(host.runtime.create_container(&id, &spec))
+        .map_err(|e| report(&e))?;
+    Ok(id)
+}
+
+/// What a create needs once its inputs are checked and its image is local. A detached run
+/// hands it to the container's supervisor, which creates the container itself: a Hyper-V
+/// container's guest connection belongs to the process that created it (the guest agent
+/// takes one connection per boot), so the process that holds the container must be its
+/// creator, as containerd's shim is.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct CreateRequest {
+    /// The resolved spec, as JSON (validated again by the supervisor).
+    spec: serde_json::Value,
+    ip: Option<std::net::IpAddr>,
+}
+
+impl CreateRequest {
+    fn spec(&self) -> Result<pane_spec::ServiceSpec, RuntimeError> {
+        pane_spec::parse_service(&self.spec.to_string()).map_err(|e| RuntimeError::InvalidInput {
+            field: "spec".into(),
+            problem: e.to_string(),
+            fix: "run the same pane binary for run and supervise".into(),
+        })
+    }
+}
+
+/// Resolves the container's name and spec and pulls its image (with progress) if needed.
+fn prepare_container(
+    global: &GlobalArgs,
+    host: &Host,
+    args: &CreateArgs,
+) -> Result<(ContainerId, CreateRequest), ExitCode> {
     let existing: Vec<ContainerId> = host
         .tokio
         .block_on(host.runtime.list_containers())
@@ -102,19 +141,19 @@ fn create_container(
             .map_err(|e| report(&e))?;
         spec.image.pull_policy = PullPolicy::IfNotPresent;
     }
-    if let Some(ip) = args.ip {
-        if spec.networks.is_empty() {
-            eprintln!(
-                "pane: --ip {ip} needs a network to give the address on; add `networks:` to the spec"
-            );
-            return Err(ExitCode::from(exit::INVALID_INPUT));
-        }
-        host.runtime.request_address(&id, ip);
+    if let Some(ip) = args.ip
+        && spec.networks.is_empty()
+    {
+        eprintln!(
+            "pane: --ip {ip} needs a network to give the address on; add `networks:` to the spec"
+        );
+        return Err(ExitCode::from(exit::INVALID_INPUT));
     }
-    host.tokio
-        .block_on(host.runtime.create_container(&id, &spec))
-        .map_err(|e| report(&e))?;
-    Ok(id)
+    let spec = serde_json::to_value(&spec).map_err(|e| {
+        eprintln!("pane: the spec cannot be handed on: {e}");
+        ExitCode::from(exit::FAILURE)
+    })?;
+    Ok((id, CreateRequest { spec, ip: args.ip }))
 }
 
 fn print_id(global: &GlobalArgs, id: &ContainerId) {
@@ -141,7 +180,13 @@ pub fn create(global: &GlobalArgs, args: &CreateArgs) -> Result<ExitCode, Failur
 
 /// Starts `id` in a detached `pane supervise` and returns once the workload runs (or its
 /// start failed, with the supervisor's error).
-fn start_detached(global: &GlobalArgs, id: &ContainerId) -> Result<(), String> {
+/// Starts `id` under a new supervisor (creating it there first when `create` is given) and
+/// waits for its one-line answer; an error is the supervisor's message, naming the step.
+fn start_detached(
+    global: &GlobalArgs,
+    id: &ContainerId,
+    create: Option<&CreateRequest>,
+) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the pane binary: {e}"))?;
     let mut command = std::process::Command::new(exe);
     command
@@ -151,8 +196,13 @@ fn start_detached(global: &GlobalArgs, id: &ContainerId) -> Result<(), String> {
         .arg(&global.owner)
         .args(global.network_args())
         .arg("supervise")
+        .args(create.map(|_| "--create"))
         .arg(id.to_string())
-        .stdin(std::process::Stdio::null())
+        .stdin(if create.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
     let (mut child, left_the_job) = spawn_detached(&mut command)
@@ -163,6 +213,11 @@ fn start_detached(global: &GlobalArgs, id: &ContainerId) -> Result<(), String> {
              supervisor of {id} ends when that job does (a CI runner or remote shell that \
              kills its children takes the container with it)"
         );
+    }
+    if let (Some(request), Some(mut stdin)) = (create, child.stdin.take()) {
+        let text = serde_json::to_vec(request).map_err(|e| e.to_string())?;
+        // A supervisor that died before reading says so on stdout, read below.
+        let _ = stdin.write_all(&text);
     }
     let mut line = String::new();
     if let Some(stdout) = child.stdout.take() {
@@ -252,10 +307,10 @@ pub fn start(global: &GlobalArgs, args: &IdsArgs) -> Result<ExitCode, Failure> {
     }
     let mut status = ExitCode::SUCCESS;
     for id in ids {
-        match start_detached(global, &id) {
+        match start_detached(global, &id, None) {
             Ok(()) => print_id(global, &id),
             Err(message) => {
-                eprintln!("pane: cannot start {id}: {message}");
+                eprintln!("pane: {message}");
                 status = ExitCode::from(exit::FAILURE);
             }
         }
@@ -271,7 +326,25 @@ pub fn supervise(global: &GlobalArgs, args: &SuperviseArgs) -> Result<ExitCode, 
     let runtime = std::sync::Arc::new(runtime);
     // The listener and the tasks serving it belong to this process's runtime.
     let _in_runtime = tokio.enter();
-    let started = tokio.block_on(runtime.start_container(&id));
+    let started = tokio.block_on(async {
+        if args.create {
+            let request = read_create_request().map_err(|e| format!("cannot create {id}: {e}"))?;
+            if let Some(ip) = request.ip {
+                runtime.request_address(&id, ip);
+            }
+            let spec = request
+                .spec()
+                .map_err(|e| format!("cannot create {id}: {e}"))?;
+            runtime
+                .create_container(&id, &spec)
+                .await
+                .map_err(|e| format!("cannot create {id}: {e}"))?;
+        }
+        runtime
+            .start_container(&id)
+            .await
+            .map_err(|e| format!("cannot start {id}: {e}"))
+    });
     // Only a supervisor whose start succeeded (under the container's lock) serves it: a
     // `pane start` of a running container must not take over its live shim. It serves
     // before it says so, so that `pane run -it` finds the shim as soon as it hears
@@ -283,7 +356,7 @@ pub fn supervise(global: &GlobalArgs, args: &SuperviseArgs) -> Result<ExitCode, 
     // The reader goes away after this one line; nothing else is written to stdout.
     let _ = match &started {
         Ok(()) => writeln!(stdout, "started"),
-        Err(e) => writeln!(stdout, "error: {e}"),
+        Err(message) => writeln!(stdout, "error: {message}"),
     };
     let _ = stdout.flush();
     let Some(serving) = serving else {
@@ -294,6 +367,17 @@ pub fn supervise(global: &GlobalArgs, args: &SuperviseArgs) -> Result<ExitCode, 
         tokio.block_on(serving.drain());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The create request `start_detached` writes to a `--create` supervisor's stdin.
+fn read_create_request() -> Result<CreateRequest, String> {
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::io::stdin(), 16 << 20),
+        &mut text,
+    )
+    .map_err(|e| format!("reading the create request: {e}"))?;
+    serde_json::from_slice(&text).map_err(|e| format!("a malformed create request: {e}"))
 }
 
 pub fn print_entry(entry: &LogEntry, timestamps: bool) {
@@ -322,25 +406,30 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> Result<ExitCode, Failure> {
     if let Some(code) = refuse_here(&host) {
         return Ok(code);
     }
-    let id = match create_container(global, &host, &args.create) {
-        Ok(id) => id,
-        Err(code) => return Ok(code),
-    };
-    if !args.detach && (args.create.tty || args.create.interactive) {
-        return Ok(run_interactive(global, &host, &id, args));
-    }
-    if args.detach {
-        return Ok(match start_detached(global, &id) {
+    if args.detach || args.create.tty || args.create.interactive {
+        // Created by the supervisor that will hold it (see `CreateRequest`).
+        let (id, request) = match prepare_container(global, &host, &args.create) {
+            Ok(prepared) => prepared,
+            Err(code) => return Ok(code),
+        };
+        if !args.detach {
+            return Ok(run_interactive(global, &host, &id, args, &request));
+        }
+        return Ok(match start_detached(global, &id, Some(&request)) {
             Ok(()) => {
                 print_id(global, &id);
                 ExitCode::SUCCESS
             }
             Err(message) => {
-                eprintln!("pane: cannot start {id}: {message}");
+                eprintln!("pane: {message}");
                 ExitCode::from(exit::FAILURE)
             }
         });
     }
+    let id = match create_container(global, &host, &args.create) {
+        Ok(id) => id,
+        Err(code) => return Ok(code),
+    };
     let runtime = &host.runtime;
     let code = host.tokio.block_on(async {
         let result = run_attached(runtime, &id, args).await;
@@ -365,9 +454,15 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> Result<ExitCode, Failure> {
 /// `run -it`: the container is started under its supervisor, as with `-d`, and pane
 /// attaches to it through the shim, so the detach keys can leave it running. With `--rm`
 /// it is removed once it ends (not after a detach).
-fn run_interactive(global: &GlobalArgs, host: &Host, id: &ContainerId, args: &RunArgs) -> ExitCode {
-    if let Err(message) = start_detached(global, id) {
-        eprintln!("pane: cannot start {id}: {message}");
+fn run_interactive(
+    global: &GlobalArgs,
+    host: &Host,
+    id: &ContainerId,
+    args: &RunArgs,
+    request: &CreateRequest,
+) -> ExitCode {
+    if let Err(message) = start_detached(global, id, Some(request)) {
+        eprintln!("pane: {message}");
         if args.rm {
             let _ = host.tokio.block_on(host.runtime.remove_container(id, true));
         }
