@@ -117,7 +117,9 @@ impl HypervIsolation {
                 operation,
                 reason: format!(
                     "{id} is Hyper-V isolated and its guest connection belongs to the pane \
-                     process that created it (for a detached container, its supervisor)"
+                     process that created it (for a detached container, its supervisor); \
+                     `pane run -d` creates and starts one under its supervisor, which serves \
+                     it to every pane process"
                 ),
             })
     }
