@@ -97,6 +97,8 @@ pub struct Decoder {
     seen: Vec<u32>,
     alternate_names: Vec<String>,
     records: usize,
+    /// Set by the first refusal: a refused stream stays refused, whatever follows.
+    failed: bool,
 }
 
 impl Decoder {
@@ -109,11 +111,25 @@ impl Decoder {
             seen: Vec::new(),
             alternate_names: Vec::new(),
             records: 0,
+            failed: false,
         }
     }
 
     /// Decodes `bytes`, handing each piece to `sink` as it completes.
     pub fn feed(
+        &mut self,
+        bytes: &[u8],
+        sink: &mut dyn FnMut(Piece<'_>) -> Result<(), StreamError>,
+    ) -> Result<(), StreamError> {
+        if self.failed {
+            return refuse("the stream was refused already");
+        }
+        let result = self.decode(bytes, sink);
+        self.failed = result.is_err();
+        result
+    }
+
+    fn decode(
         &mut self,
         mut bytes: &[u8],
         sink: &mut dyn FnMut(Piece<'_>) -> Result<(), StreamError>,
@@ -162,6 +178,9 @@ impl Decoder {
 
     /// The stream ended: refused if it stopped inside a record.
     pub fn finish(&self) -> Result<(), StreamError> {
+        if self.failed {
+            return refuse("the stream was refused");
+        }
         match self.state {
             State::Header if self.buffer.is_empty() => Ok(()),
             State::Header => refuse(format!(
@@ -674,6 +693,10 @@ mod tests {
                 .0
                 .contains("stream name of 3 bytes")
         );
+        let mut decoder = Decoder::new(false);
+        assert!(decoder.feed(&odd, &mut |_| Ok(())).is_err());
+        let again = decoder.feed(&header(BACKUP_DATA, 0, ""), &mut |_| Ok(()));
+        assert!(again.unwrap_err().0.contains("refused already"));
     }
 
     #[test]

@@ -459,17 +459,23 @@ fn import_error(diff_id: &str, blob: &Path, e: pane_wclayer::LayerError) -> Runt
             call,
             path,
             hresult,
-        } => RuntimeError::Host {
-            step: format!("importing layer {diff_id}: {call}"),
-            hresult: Some(hresult),
-            message: format!(
-                "{} (layer folder {})",
-                pane_hcs::hresult::HResult(hresult)
-                    .describe()
-                    .map_or("the host refused the import", |(_, text)| text),
-                path.display()
-            ),
-        },
+        } if matches!(
+            call,
+            "ImportLayer" | "ProcessBaseImage" | "ProcessUtilityImage"
+        ) =>
+        {
+            RuntimeError::Host {
+                step: format!("importing layer {diff_id}: {call}"),
+                hresult: Some(hresult),
+                message: format!(
+                    "{} (layer folder {})",
+                    pane_hcs::hresult::HResult(hresult)
+                        .describe()
+                        .map_or("the host refused the import", |(_, text)| text),
+                    path.display()
+                ),
+            }
+        }
         pane_wclayer::LayerError::Unavailable(why) => RuntimeError::Host {
             step: format!("importing layer {diff_id}"),
             hresult: None,

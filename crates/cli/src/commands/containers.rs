@@ -340,10 +340,20 @@ pub fn supervise(global: &GlobalArgs, args: &SuperviseArgs) -> Result<ExitCode, 
                 .await
                 .map_err(|e| format!("cannot create {id}: {e}"))?;
         }
-        runtime
-            .start_container(&id)
-            .await
-            .map_err(|e| format!("cannot start {id}: {e}"))
+        let started = runtime.start_container(&id).await;
+        match started {
+            Ok(()) => Ok(()),
+            // A run whose start failed leaves nothing: what this supervisor created (a
+            // Hyper-V container's VM would be unreachable once it exits) goes with it.
+            Err(e) if args.create => {
+                let removed = match runtime.remove_container(&id, true).await {
+                    Ok(()) => "it was removed".to_owned(),
+                    Err(r) => format!("removing it failed too: {r}"),
+                };
+                Err(format!("cannot start {id}: {e}; {removed}"))
+            }
+            Err(e) => Err(format!("cannot start {id}: {e}")),
+        }
     });
     // Only a supervisor whose start succeeded (under the container's lock) serves it: a
     // `pane start` of a running container must not take over its live shim. It serves
@@ -461,11 +471,10 @@ fn run_interactive(
     args: &RunArgs,
     request: &CreateRequest,
 ) -> ExitCode {
+    // A failed create or start leaves nothing to remove: the supervisor removes what it
+    // created, and a create refused (a name taken meanwhile) is another's container.
     if let Err(message) = start_detached(global, id, Some(request)) {
         eprintln!("pane: {message}");
-        if args.rm {
-            let _ = host.tokio.block_on(host.runtime.remove_container(id, true));
-        }
         return ExitCode::from(exit::FAILURE);
     }
     let attached = host.tokio.block_on(attach_session(

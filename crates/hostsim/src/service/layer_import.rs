@@ -7,8 +7,8 @@
 //! decoded strictly (`backup_stream`) before anything is written, and an import that fails
 //! leaves the layer folder as it found it.
 //!
-//! The layer `ImportLayer` makes shows the merged tree: the parents' files (hard links,
-//! topmost parent first) with this layer's over them. hcsshim implies it: after the call it
+//! The layer `ImportLayer` makes shows the merged tree: the topmost parent's files (hard
+//! links; that parent shows the tree below it) with this layer's over them. hcsshim implies it: after the call it
 //! deletes whiteouts from the new layer and links to parents' files there. What the
 //! simulator cannot keep on wine's disk (security, EAs, alternate streams, reparse data) is
 //! checked and dropped. The VHDs and templates the two `Process*` calls make are empty files
@@ -263,8 +263,10 @@ fn write_layer(
         }
     }
     fs::create_dir_all(layer.join("Files")).map_err(|e| io_refusal(layer, &e))?;
-    for parent in parents {
-        link_missing(&Path::new(parent).join("Files"), &layer.join("Files"))?;
+    // The topmost parent's Files is the merged tree of everything below it, its deletions
+    // applied; a lower parent would bring back what a layer between deleted.
+    if let Some(topmost) = parents.first() {
+        link_missing(&Path::new(topmost).join("Files"), &layer.join("Files"))?;
     }
     apply_tombstones(layer, source)
 }

@@ -74,8 +74,10 @@ mod simulated {
 
     /// `crates/hostsim/src/service/guest.rs`'s `RENDEZVOUS_DIR`.
     const RENDEZVOUS_DIR: &str = r"C:\ProgramData\pane-hostsim\hvsock";
-    /// Base ports are 256 apart, so one VM's relays never reach the next VM's base.
+    /// Base ports are 256 apart (one VM's first 255 relays stay below the next VM's base),
+    /// from 20000 to below 32768, where Linux (and so wine) picks ephemeral ports.
     const SPACING: u16 = 256;
+    const SLOTS: u64 = 48;
 
     fn rendezvous(vm: uuid::Uuid) -> PathBuf {
         PathBuf::from(RENDEZVOUS_DIR).join(vm.to_string())
@@ -93,7 +95,7 @@ mod simulated {
         let mut last = None;
         for attempt in 0..32u64 {
             let slot =
-                u16::try_from(seed.wrapping_add(attempt.wrapping_mul(7919)) % 120).unwrap_or(0);
+                u16::try_from(seed.wrapping_add(attempt.wrapping_mul(7919)) % SLOTS).unwrap_or(0);
             let base_port = 20_000 + slot * SPACING;
             match tcp(base_port).listen(GCS_SERVICE_ID).await {
                 Ok(listener) => {
