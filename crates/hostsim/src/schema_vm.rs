@@ -204,7 +204,11 @@ pub(crate) fn members(name: &str) -> Option<&'static [Member]> {
         "Keyboard" | "Mouse" | "Battery" => &[],
         "VirtualMachine_HvSocket" => &[("HvSocketConfig", Struct("HvSocketSystemConfig"), OPT)],
         "GuestCrashReporting" => &[("WindowsCrashSettings", Struct("WindowsCrashReporting"), OPT)],
-        "WindowsCrashReporting" => &[("DumpFileName", Str, OPT), ("MaxDumpSize", I64, OPT)],
+        "WindowsCrashReporting" => &[
+            ("DumpFileName", Str, OPT),
+            ("MaxDumpSize", I64, OPT),
+            ("DumpType", Str, OPT), // hcsshim only
+        ],
         "VirtualSmb" => &[
             ("Shares", Array(&Struct("VirtualSmbShare")), OPT),
             ("DirectFileMappingInMB", I64, OPT),

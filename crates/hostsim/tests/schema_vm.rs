@@ -37,6 +37,27 @@ fn pane_utility_vm_documents_pass() {
     }
 }
 
+/// The shared structs this tree changed (`HvSocketSystemConfig.ServiceTable`) still take pane's
+/// process-isolated documents.
+#[test]
+fn pane_container_documents_still_pass() {
+    for (name, text) in [
+        ("process_container.json", golden!("process_container.json")),
+        (
+            "process_container_cpu_clamped.json",
+            golden!("process_container_cpu_clamped.json"),
+        ),
+        (
+            "process_container_gpu.json",
+            golden!("process_container_gpu.json"),
+        ),
+    ] {
+        if let Err(e) = compute_system(text) {
+            panic!("{name}: {e}");
+        }
+    }
+}
+
 #[test]
 fn pane_vm_share_requests_pass() {
     let requests: Vec<Value> = serde_json::from_str(golden!("vm_shares.json")).unwrap();
