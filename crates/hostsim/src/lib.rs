@@ -12,6 +12,7 @@ pub mod backup_stream;
 pub mod hresult;
 pub mod protocol;
 pub mod schema;
+mod schema_vm;
 pub mod service;
 
 #[cfg(windows)]

@@ -4,10 +4,12 @@
 //! Every struct listed here has exactly the members the reference gives it, with their JSON
 //! types; a member the reference does not list, a value of the wrong JSON type or a string
 //! outside an enum's variants is refused with the path of the member (`Container.Storage.
-//! Layers[0].Id`), which the service reports with `HCS_E_INVALID_JSON`. Types the reference
-//! describes but this table does not (the whole `VirtualMachine` tree) are accepted as any
-//! object and said so in the README. Which members are required is the simulator's reading
-//! of the reference (identifiers, paths and a system's one body), marked `req` below.
+//! Layers[0].Id`), which the service reports with `HCS_E_INVALID_JSON`. The `VirtualMachine`
+//! tree, and the `Settings` of a modify request at the VM resource paths hcsshim and pane use,
+//! are in [`crate::schema_vm`], which also says where it follows hcsshim over the reference.
+//! A member whose type is a struct neither table has is `Any`, with a comment saying so.
+//! Which members are required is the simulator's reading of the reference (identifiers,
+//! paths and a system's one body), marked `req` below.
 
 use serde_json::Value;
 
@@ -31,6 +33,9 @@ pub enum Ty {
     Array(&'static Ty),
     /// `Map<string, T>`.
     Map(&'static Ty),
+    /// `Map<K, T>` whose key is not a string: `K` is an unsigned integer type (the key is
+    /// then its decimal digits, as a SCSI LUN `"0"`) or `Guid`.
+    Keyed(&'static Ty, &'static Ty),
     /// An HNS enum that is a number on the wire as often as a name: its variant names, or an
     /// unsigned integer. The HNS schema says "all variants listed should be used as string",
     /// but flag and protocol members (`Flags`, `PortMappingPolicySetting.Protocol`) are
@@ -39,14 +44,14 @@ pub enum Ty {
 }
 
 /// One member: name, type, required.
-type Member = (&'static str, Ty, bool);
+pub(crate) type Member = (&'static str, Ty, bool);
 
 const OPT: bool = false;
 const REQ: bool = true;
 
 use Ty::{
-    Any, Array, Bool, DateTime, Enum, Guid, I32, I64, Map, NumberOrEnum, Str, Struct, U8, U16, U32,
-    U64,
+    Any, Array, Bool, DateTime, Enum, Guid, I32, I64, Keyed, Map, NumberOrEnum, Str, Struct, U8,
+    U16, U32, U64,
 };
 
 const PATH_TYPE: Ty = Enum(&["AbsolutePath", "VirtualSmbShareName"]);
@@ -72,7 +77,7 @@ fn members(name: &str) -> Option<&'static [Member]> {
             ("HostingSystemId", Str, OPT),
             ("HostedSystem", Struct("HostedSystem"), OPT),
             ("Container", Struct("Container"), OPT),
-            ("VirtualMachine", Any, OPT),
+            ("VirtualMachine", Struct("VirtualMachine"), OPT),
             ("ShouldTerminateOnLastHandleClosed", Bool, OPT),
         ],
         "HostedSystem" => &[
@@ -153,7 +158,17 @@ fn members(name: &str) -> Option<&'static [Member]> {
         "HvSocketSystemConfig" => &[
             ("DefaultBindSecurityDescriptor", Str, OPT),
             ("DefaultConnectSecurityDescriptor", Str, OPT),
-            ("ServiceTable", Map(&Any), OPT),
+            (
+                "ServiceTable",
+                Keyed(&Guid, &Struct("HvSocketServiceConfig")),
+                OPT,
+            ),
+        ],
+        "HvSocketServiceConfig" => &[
+            ("BindSecurityDescriptor", Str, OPT),
+            ("ConnectSecurityDescriptor", Str, OPT),
+            ("AllowWildcardBinds", Bool, OPT),
+            ("Disabled", Bool, OPT), // hcsshim only
         ],
         "RegistryChanges" => &[
             ("AddValues", Array(&Struct("RegistryValue")), OPT),
@@ -397,7 +412,7 @@ fn members(name: &str) -> Option<&'static [Member]> {
             ("Settings", Any, OPT),
         ],
         "NamespaceEndpointRequest" => &[("EndpointId", Guid, REQ)],
-        _ => return None,
+        _ => return crate::schema_vm::members(name),
     })
 }
 
@@ -426,6 +441,11 @@ pub fn parse(text: &str, root: &'static str) -> Result<Value, Invalid> {
 
 /// Validates `value` as `ty`; `path` names it in errors.
 pub fn validate(value: &Value, ty: Ty, path: &str) -> Result<(), Invalid> {
+    check(value, ty, path, true)
+}
+
+/// [`validate`], enforcing required members only if `required`.
+fn check(value: &Value, ty: Ty, path: &str, required: bool) -> Result<(), Invalid> {
     let wrong = |expected: &str| {
         Err(Invalid {
             path: path.to_owned(),
@@ -472,7 +492,7 @@ pub fn validate(value: &Value, ty: Ty, path: &str) -> Result<(), Invalid> {
         },
         NumberOrEnum(variants) => match value {
             Value::Number(_) => unsigned(value, u64::from(u32::MAX), path),
-            _ => validate(value, Enum(variants), path),
+            _ => check(value, Enum(variants), path, required),
         },
         Array(item) => {
             let Some(items) = value.as_array() else {
@@ -481,7 +501,7 @@ pub fn validate(value: &Value, ty: Ty, path: &str) -> Result<(), Invalid> {
             items
                 .iter()
                 .enumerate()
-                .try_for_each(|(i, v)| validate(v, *item, &format!("{path}[{i}]")))
+                .try_for_each(|(i, v)| check(v, *item, &format!("{path}[{i}]"), required))
         }
         Map(item) => {
             let Some(entries) = value.as_object() else {
@@ -489,35 +509,67 @@ pub fn validate(value: &Value, ty: Ty, path: &str) -> Result<(), Invalid> {
             };
             entries
                 .iter()
-                .try_for_each(|(k, v)| validate(v, *item, &format!("{path}.{k}")))
+                .try_for_each(|(k, v)| check(v, *item, &format!("{path}.{k}"), required))
         }
-        Struct(name) => {
-            let Some(object) = value.as_object() else {
+        Keyed(key, item) => {
+            let Some(entries) = value.as_object() else {
                 return wrong("an object");
             };
-            let Some(members) = members(name) else {
-                return Ok(());
-            };
-            for (key, member) in object {
-                let Some((_, ty, _)) = members.iter().find(|(n, _, _)| n == key) else {
-                    return Err(Invalid {
-                        path: format!("{path}.{key}"),
-                        problem: format!("{name} has no member {key:?}"),
-                    });
-                };
-                validate(member, *ty, &format!("{path}.{key}"))?;
-            }
-            for (member, _, required) in members {
-                if *required && !object.contains_key(*member) {
-                    return Err(Invalid {
-                        path: format!("{path}.{member}"),
-                        problem: "required member is missing".to_owned(),
-                    });
-                }
-            }
-            Ok(())
+            entries.iter().try_for_each(|(k, v)| {
+                let at = format!("{path}.{k}");
+                check(&map_key(k, key, &at)?, *key, &at, required)?;
+                check(v, *item, &at, required)
+            })
+        }
+        Struct(name) => match value.as_object() {
+            Some(object) => check_struct(object, name, path, required),
+            None => wrong("an object"),
+        },
+    }
+}
+
+/// A map key as the JSON value its key type `key` is checked against: a `Guid` key is a
+/// string, an integer key its decimal digits.
+fn map_key(k: &str, key: &Ty, path: &str) -> Result<Value, Invalid> {
+    match key {
+        Guid => Ok(Value::String(k.to_owned())),
+        _ => match k.parse::<u64>() {
+            Ok(n) if k.bytes().all(|b| b.is_ascii_digit()) => Ok(Value::from(n)),
+            _ => Err(Invalid {
+                path: path.to_owned(),
+                problem: format!("key {k:?} is not an unsigned integer"),
+            }),
+        },
+    }
+}
+
+fn check_struct(
+    object: &serde_json::Map<String, Value>,
+    name: &str,
+    path: &str,
+    required: bool,
+) -> Result<(), Invalid> {
+    let Some(members) = members(name) else {
+        return Ok(());
+    };
+    for (key, member) in object {
+        let Some((_, ty, _)) = members.iter().find(|(n, _, _)| n == key) else {
+            return Err(Invalid {
+                path: format!("{path}.{key}"),
+                problem: format!("{name} has no member {key:?}"),
+            });
+        };
+        check(member, *ty, &format!("{path}.{key}"), required)?;
+    }
+    for (member, _, req) in members {
+        if required && *req && !object.contains_key(*member) {
+            return Err(Invalid {
+                path: format!("{path}.{member}"),
+                problem: "required member is missing".to_owned(),
+            });
         }
     }
+    Ok(())
 }
 
 fn unsigned(value: &Value, max: u64, path: &str) -> Result<(), Invalid> {
@@ -572,6 +624,26 @@ pub fn compute_system(text: &str) -> Result<Value, Invalid> {
             path: "ComputeSystem.HostingSystemId".to_owned(),
             problem: "a HostedSystem needs the id of its hosting system".to_owned(),
         });
+    }
+    Ok(value)
+}
+
+/// A compute system's `ModifySettingRequest`: valid members, and its `Settings` valid for its
+/// `ResourcePath` where the simulator knows the path (`schema_vm::settings_at`; elsewhere
+/// `Settings` is any value). A `Remove` names what it removes with part of the settings
+/// (hcsshim sends a Plan9 share's name and port alone), so it is not held to required members.
+pub fn modify_setting_request(text: &str) -> Result<Value, Invalid> {
+    let value = parse(text, "ModifySettingRequest")?;
+    let resource = value
+        .get("ResourcePath")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if let (Some(settings), Some(ty)) = (
+        value.get("Settings"),
+        crate::schema_vm::settings_at(resource),
+    ) {
+        let required = value.get("RequestType").and_then(Value::as_str) != Some("Remove");
+        check(settings, ty, "ModifySettingRequest.Settings", required)?;
     }
     Ok(value)
 }

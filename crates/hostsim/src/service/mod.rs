@@ -415,7 +415,7 @@ impl Host {
             }
             Request::Properties { id, query } => self.properties(&id, query.as_deref()),
             Request::Modify { id, settings } => {
-                if let Err(e) = schema::parse(&settings, "ModifySettingRequest") {
+                if let Err(e) = schema::modify_setting_request(&settings) {
                     return invalid_json(&e);
                 }
                 let table = self.table();
