@@ -188,10 +188,14 @@ pub fn add_network_adapter(nic: Uuid, endpoint: Uuid, mac: Option<&str>) -> Modi
     ModifySettingRequest {
         resource_path: Some(format!("VirtualMachine/Devices/NetworkAdapters/{nic}")),
         request_type: Some("Add".to_owned()),
-        settings: Some(serde_json::json!({
-            "EndpointId": endpoint.to_string(),
-            "MacAddress": mac,
-        })),
+        settings: Some({
+            // hcsshim leaves an unknown MAC out; the schema's MacAddress is a string, not null.
+            let mut settings = serde_json::json!({ "EndpointId": endpoint.to_string() });
+            if let Some(mac) = mac {
+                settings["MacAddress"] = mac.into();
+            }
+            settings
+        }),
         guest_request: None,
     }
 }
