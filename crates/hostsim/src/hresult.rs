@@ -44,3 +44,18 @@ pub const HCN_PORT_IN_USE: u32 = 0x8007_0020;
 /// `HRESULT_FROM_WIN32(ERROR_ALREADY_EXISTS)`: an id taken (the simulator's choice; the HCN
 /// table has no code for an endpoint or namespace id in use).
 pub const ALREADY_EXISTS: u32 = 0x8007_00B7;
+
+// Win32 errors as HRESULTs (`HRESULT_FROM_WIN32`), for vmcompute's layer calls.
+pub const FILE_NOT_FOUND: u32 = 0x8007_0002;
+pub const PATH_NOT_FOUND: u32 = 0x8007_0003;
+pub const INVALID_DATA: u32 = 0x8007_000D;
+pub const BUSY: u32 = 0x8007_00AA;
+/// `ERROR_INVALID_STATE`, not `HCS_E_INVALID_STATE`.
+pub const WIN32_INVALID_STATE: u32 = 0x8007_139F;
+
+/// An I/O error as the HRESULT of its Win32 code (`E_FAIL` when it has none).
+pub fn from_io(e: &std::io::Error) -> u32 {
+    e.raw_os_error()
+        .and_then(|c| u32::try_from(c).ok())
+        .map_or(E_FAIL, |c| 0x8007_0000 | (c & 0xFFFF))
+}

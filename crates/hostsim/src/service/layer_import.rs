@@ -19,15 +19,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::backup_stream::{Decoder, Piece, StreamError};
-
-/// `HRESULT_FROM_WIN32(ERROR_PATH_NOT_FOUND)`.
-const PATH_NOT_FOUND: u32 = 0x8007_0003;
-/// `HRESULT_FROM_WIN32(ERROR_ALREADY_EXISTS)`.
-const ALREADY_EXISTS: u32 = 0x8007_00B7;
-/// `HRESULT_FROM_WIN32(ERROR_INVALID_DATA)`.
-const INVALID_DATA: u32 = 0x8007_000D;
-/// `HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND)`.
-const FILE_NOT_FOUND: u32 = 0x8007_0002;
+use crate::hresult::{ALREADY_EXISTS, FILE_NOT_FOUND, INVALID_DATA, PATH_NOT_FOUND, from_io};
 
 const ATTRIBUTE_DIRECTORY: u32 = 0x10;
 const ATTRIBUTE_REPARSE_POINT: u32 = 0x400;
@@ -46,11 +38,7 @@ fn refused(hresult: u32, why: impl Into<String>) -> Refusal {
 }
 
 fn io_refusal(what: &Path, e: &std::io::Error) -> Refusal {
-    let code = e
-        .raw_os_error()
-        .and_then(|c| u32::try_from(c).ok())
-        .map_or(0x8000_4005, |c| 0x8007_0000 | (c & 0xFFFF));
-    refused(code, format!("{}: {e}", what.display()))
+    refused(from_io(e), format!("{}: {e}", what.display()))
 }
 
 /// `ImportLayer(layer, source, parents)`. `layer` exists (the caller made it; it may hold

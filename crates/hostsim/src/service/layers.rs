@@ -12,19 +12,11 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use super::layer_import::{Refusal, import_layer, process_base_image, process_utility_image};
-use crate::hresult::E_INVALIDARG;
+use crate::hresult::{
+    ALREADY_EXISTS, BUSY, E_INVALIDARG, FILE_NOT_FOUND, PATH_NOT_FOUND,
+    WIN32_INVALID_STATE as INVALID_STATE, from_io as io_hresult,
+};
 use crate::protocol::Response;
-
-/// `HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND)`.
-const FILE_NOT_FOUND: u32 = 0x8007_0002;
-/// `HRESULT_FROM_WIN32(ERROR_PATH_NOT_FOUND)`.
-const PATH_NOT_FOUND: u32 = 0x8007_0003;
-/// `HRESULT_FROM_WIN32(ERROR_ALREADY_EXISTS)`.
-const ALREADY_EXISTS: u32 = 0x8007_00B7;
-/// `HRESULT_FROM_WIN32(ERROR_INVALID_STATE)`.
-const INVALID_STATE: u32 = 0x8007_139F;
-/// `HRESULT_FROM_WIN32(ERROR_BUSY)`.
-const BUSY: u32 = 0x8007_00AA;
 
 /// The sandbox file `CreateSandboxLayer` makes (hcsshim's scratch layers have it).
 pub const SANDBOX_FILE: &str = "sandbox.vhdx";
@@ -181,12 +173,6 @@ fn finished(call: &str, path: &str, result: Result<(), Refusal>) -> Response {
         Ok(()) => Response::ok(),
         Err((hresult, why)) => error(hresult, call, path, &why),
     }
-}
-
-fn io_hresult(e: &std::io::Error) -> u32 {
-    e.raw_os_error()
-        .and_then(|c| u32::try_from(c).ok())
-        .map_or(0x8000_4005, |c| 0x8007_0000 | (c & 0xFFFF))
 }
 
 #[cfg(test)]
