@@ -13,12 +13,11 @@ use std::sync::Arc;
 use windows::Win32::System::Memory::{LMEM_FIXED, LocalAlloc};
 
 use crate::client::{self, Tracks};
+use crate::ffi::{Hresult, Pcwstr, hr, read};
 use crate::hresult::{E_INVALIDARG, E_NOTIMPL, E_POINTER, HCS_E_PROCESS_INFO_NOT_AVAILABLE};
 use crate::protocol::{Event, Request, Response};
 
 type Handle = *mut c_void;
-type Pcwstr = *const u16;
-type Hresult = i32;
 
 /// `HCS_EVENT`.
 #[repr(C)]
@@ -43,34 +42,12 @@ type EventCallback = Option<unsafe extern "system" fn(*const HcsEvent, *mut c_vo
 /// `HCS_OPERATION_COMPLETION`.
 type OperationCompletion = Option<unsafe extern "system" fn(Handle, *mut c_void)>;
 
-fn hr(value: u32) -> Hresult {
-    value.cast_signed()
-}
-
 fn number(handle: Handle) -> usize {
     handle as usize
 }
 
 fn as_handle(number: usize) -> Handle {
     number as Handle
-}
-
-/// Reads an optional NUL-terminated UTF-16 string.
-///
-/// # Safety
-/// `text` is null or points to a NUL-terminated UTF-16 string.
-unsafe fn read(text: Pcwstr) -> Option<String> {
-    if text.is_null() {
-        return None;
-    }
-    let mut len = 0;
-    // SAFETY: the caller guarantees NUL termination, so every index up to the NUL is valid.
-    while unsafe { *text.add(len) } != 0 {
-        len += 1;
-    }
-    // SAFETY: `len` units starting at `text` were just read.
-    let units = unsafe { std::slice::from_raw_parts(text, len) };
-    Some(String::from_utf16_lossy(units))
 }
 
 /// A `LocalAlloc`ed copy of `text`, for the caller to `LocalFree`.

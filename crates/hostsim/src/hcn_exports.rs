@@ -18,37 +18,15 @@ use windows::Win32::System::Com::CoTaskMemAlloc;
 use windows::core::GUID;
 
 use crate::client::{self, HcnKind};
+use crate::ffi::{Hresult, Pcwstr, hr, read};
 use crate::hresult::{E_HANDLE, E_OUTOFMEMORY, E_POINTER};
 use crate::protocol::{Request, Response};
 
 type Handle = *mut c_void;
-type Pcwstr = *const u16;
 type Pwstr = *mut u16;
-type Hresult = i32;
-
-fn hr(value: u32) -> Hresult {
-    value.cast_signed()
-}
 
 fn failed(hresult: u32) -> bool {
     hresult & 0x8000_0000 != 0
-}
-
-/// # Safety
-/// `text` is null or NUL-terminated UTF-16.
-unsafe fn read(text: Pcwstr) -> Option<String> {
-    if text.is_null() {
-        return None;
-    }
-    let mut len = 0;
-    // SAFETY: NUL-terminated, so every index up to the NUL is readable.
-    while unsafe { *text.add(len) } != 0 {
-        len += 1;
-    }
-    // SAFETY: `len` units were just read.
-    Some(String::from_utf16_lossy(unsafe {
-        std::slice::from_raw_parts(text, len)
-    }))
 }
 
 /// # Safety

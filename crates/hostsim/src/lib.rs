@@ -22,6 +22,8 @@ mod client;
 #[cfg(windows)]
 mod exports;
 #[cfg(windows)]
+mod ffi;
+#[cfg(windows)]
 mod hcn_exports;
 #[cfg(windows)]
 mod vmcompute_exports;

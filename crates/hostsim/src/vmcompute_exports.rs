@@ -10,11 +10,9 @@
 use std::ffi::c_void;
 
 use crate::client;
+use crate::ffi::{Hresult, Pcwstr, hr, read};
 use crate::hresult::{E_INVALIDARG, E_POINTER};
 use crate::protocol::Request;
-
-type Pcwstr = *const u16;
-type Hresult = i32;
 
 /// `DriverInfo { Flavour, HomeDir }` (hcsshim: flavour 1 is the filter driver; the home
 /// directory must be a string, empty for the default, never null).
@@ -36,27 +34,6 @@ const _: () = assert!(std::mem::size_of::<LayerDescriptor>() == 32);
 
 /// `HRESULT_FROM_WIN32(ERROR_INSUFFICIENT_BUFFER)`.
 const INSUFFICIENT_BUFFER: u32 = 0x8007_007A;
-
-fn hr(value: u32) -> Hresult {
-    value.cast_signed()
-}
-
-/// # Safety
-/// `text` is null or NUL-terminated UTF-16.
-unsafe fn read(text: Pcwstr) -> Option<String> {
-    if text.is_null() {
-        return None;
-    }
-    let mut len = 0;
-    // SAFETY: NUL-terminated, so every index up to the NUL is readable.
-    while unsafe { *text.add(len) } != 0 {
-        len += 1;
-    }
-    // SAFETY: `len` units were just read.
-    Some(String::from_utf16_lossy(unsafe {
-        std::slice::from_raw_parts(text, len)
-    }))
-}
 
 /// Checks the driver info as strictly as hcsshim's callers must fill it.
 ///
